@@ -1,0 +1,176 @@
+package caddymodule
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("comet", parseCaddyfile)
+	// Before encode, so held streams are never compressed into buffers and
+	// no global `order` line is needed.
+	httpcaddyfile.RegisterDirectiveOrder("comet", httpcaddyfile.Before, "encode")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	handler := new(Handler)
+	err := handler.UnmarshalCaddyfile(h.Dispenser)
+	return handler, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
+//
+//	comet [<name>] {
+//	    prefix             <path>
+//	    store              memory
+//	    buffer             [<pattern>] <count> <age>
+//	    longpoll_timeout   <duration>
+//	    heartbeat          <duration>
+//	    sse_retry          <duration>
+//	    stream_max_bytes   <size>
+//	    stream_close_delay <duration>
+//	    queue_size         <count>
+//	    max_body_size      <size>
+//	    max_channels       <count>
+//	    publish_from       <cidr...>
+//	    publish_key        <secret>
+//	}
+//
+// `buffer` without a pattern sets the default retention; with one, it
+// overrides it for matching channels (first match wins) and may be repeated.
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the directive name
+	if d.NextArg() {
+		h.Name = d.Val()
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		option := d.Val()
+		var err error
+		switch option {
+		case "prefix":
+			err = oneArg(d, func(v string) error { h.Prefix = v; return nil })
+		case "store":
+			err = oneArg(d, func(v string) error { h.Store = v; return nil })
+		case "buffer":
+			err = h.parseBuffer(d)
+		case "longpoll_timeout":
+			err = oneArg(d, durationInto(&h.LongPollTimeout))
+		case "heartbeat":
+			err = oneArg(d, durationInto(&h.Heartbeat))
+		case "sse_retry":
+			err = oneArg(d, durationInto(&h.SSERetry))
+		case "stream_close_delay":
+			err = oneArg(d, func(v string) error {
+				var delay caddy.Duration
+				if err := durationInto(&delay)(v); err != nil {
+					return err
+				}
+				h.StreamCloseDelay = &delay
+				return nil
+			})
+		case "stream_max_bytes":
+			err = oneArg(d, sizeInto(&h.StreamMaxBytes))
+		case "max_body_size":
+			err = oneArg(d, sizeInto(&h.MaxBodySize))
+		case "queue_size":
+			err = oneArg(d, intInto(&h.QueueSize))
+		case "max_channels":
+			err = oneArg(d, intInto(&h.MaxChannelsPerSubscription))
+		case "publish_from":
+			h.PublishFrom = append(h.PublishFrom, d.RemainingArgs()...)
+			if len(h.PublishFrom) == 0 {
+				return d.ArgErr()
+			}
+		case "publish_key":
+			err = oneArg(d, func(v string) error { h.PublishKey = v; return nil })
+		default:
+			return d.Errf("unrecognized comet option %q", option)
+		}
+		if err != nil {
+			return d.Errf("%s: %v", option, err)
+		}
+	}
+	return nil
+}
+
+// parseBuffer reads `buffer [<pattern>] <count> <age>`.
+func (h *Handler) parseBuffer(d *caddyfile.Dispenser) error {
+	args := d.RemainingArgs()
+	var pattern string
+	switch len(args) {
+	case 2:
+	case 3:
+		pattern, args = args[0], args[1:]
+	default:
+		return d.ArgErr()
+	}
+	count, err := strconv.Atoi(args[0])
+	if err != nil {
+		return d.Errf("buffer count %q is not a whole number", args[0])
+	}
+	age, err := caddy.ParseDuration(args[1])
+	if err != nil {
+		return d.Errf("buffer age %q: %v", args[1], err)
+	}
+	r := Retention{Count: count, Age: caddy.Duration(age)}
+	if pattern == "" {
+		h.Buffer = &r
+		return nil
+	}
+	h.ChannelBuffers = append(h.ChannelBuffers, PatternRetention{Pattern: pattern, Retention: r})
+	return nil
+}
+
+func oneArg(d *caddyfile.Dispenser, set func(string) error) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	value := d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return set(value)
+}
+
+func durationInto(field *caddy.Duration) func(string) error {
+	return func(v string) error {
+		dur, err := caddy.ParseDuration(v)
+		if err != nil {
+			return err
+		}
+		*field = caddy.Duration(dur)
+		return nil
+	}
+}
+
+func sizeInto(field *int64) func(string) error {
+	return func(v string) error {
+		n, err := humanize.ParseBytes(v)
+		if err != nil {
+			return err
+		}
+		*field = int64(n)
+		return nil
+	}
+}
+
+func intInto(field *int) func(string) error {
+	return func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return err
+		}
+		*field = n
+		return nil
+	}
+}
+
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

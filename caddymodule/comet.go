@@ -1,0 +1,371 @@
+// Package caddymodule registers the comet HTTP handler with Caddy: it
+// answers requests under a prefix (default /comet) with held subscriber
+// connections and a local publish API, and passes every other request to
+// the next handler untouched. This package is only Caddy glue; the hub,
+// history, transports and stores live in its subpackages.
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/cometbox/cometbox/caddymodule/hub"
+	"github.com/cometbox/cometbox/caddymodule/httpapi"
+	"github.com/cometbox/cometbox/caddymodule/transport"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler is the comet handler. One hub per name is kept in a
+// caddy.UsagePool, so a config reload keeps channels, history and
+// connected subscribers.
+type Handler struct {
+	// Name of the hub. Handlers with the same name, in one config or across
+	// reloads, share channels and history. Default: "default".
+	Name string `json:"name,omitempty"`
+
+	// Prefix is the path under which the handler answers; every other
+	// request goes to the next handler unchanged. Default: "/comet".
+	Prefix string `json:"prefix,omitempty"`
+
+	// Store is where history lives. Only "memory" (embedded, per process)
+	// exists so far. Default: "memory".
+	Store string `json:"store,omitempty"`
+
+	// Buffer is the retention of every channel without a more specific
+	// rule. Default: 100 messages, 1h.
+	Buffer *Retention `json:"buffer,omitempty"`
+
+	// ChannelBuffers override Buffer for channels matching a pattern; the
+	// first matching rule wins. `*` in a pattern matches any run of
+	// characters.
+	ChannelBuffers []PatternRetention `json:"channel_buffers,omitempty"`
+
+	// LongPollTimeout is the longest a long-poll request is held when
+	// nothing is newer than its cursor. Default: 30s.
+	LongPollTimeout caddy.Duration `json:"longpoll_timeout,omitempty"`
+
+	// Heartbeat is the interval between SSE comments and NDJSON empty lines
+	// on an otherwise quiet stream, so proxies and clients know it is
+	// alive. Default: 25s.
+	Heartbeat caddy.Duration `json:"heartbeat,omitempty"`
+
+	// SSERetry is the reconnection delay told to SSE clients in the
+	// `retry:` field. Default: 2s.
+	SSERetry caddy.Duration `json:"sse_retry,omitempty"`
+
+	// StreamMaxBytes ends an NDJSON stream after this many bytes, with a
+	// comet.reconnect notice, so that an XHR's responseText cannot grow
+	// without bound. Default: 1048576 (1 MiB).
+	StreamMaxBytes int64 `json:"stream_max_bytes,omitempty"`
+
+	// StreamCloseDelay is how long held connections stay open after this
+	// config is unloaded (reload or shutdown); each connection adds a
+	// random jitter of up to the same again, then ends with a
+	// comet.reconnect notice. Clients resume by cursor. Default: 2s.
+	StreamCloseDelay *caddy.Duration `json:"stream_close_delay,omitempty"`
+
+	// QueueSize is how many messages may wait for one subscriber before it
+	// is disconnected as a slow consumer (it resumes by cursor).
+	// Default: 256.
+	QueueSize int `json:"queue_size,omitempty"`
+
+	// MaxBodySize bounds a publish request body, in bytes; larger bodies
+	// are refused with 413. Default: 1048576 (1 MiB).
+	MaxBodySize int64 `json:"max_body_size,omitempty"`
+
+	// MaxChannelsPerSubscription bounds how many channels one subscribe
+	// request may name. Default: 32.
+	MaxChannelsPerSubscription int `json:"max_channels_per_subscription,omitempty"`
+
+	// PublishFrom lists the client networks (CIDR or single addresses) that
+	// may publish, read channel info and delete channels. The client
+	// address honours the server's trusted_proxies. Default: loopback only
+	// (127.0.0.0/8 and ::1).
+	PublishFrom []string `json:"publish_from,omitempty"`
+
+	// PublishKey, when set, must also be presented by publishers as
+	// `Authorization: Bearer <key>`. Default: none.
+	PublishKey string `json:"publish_key,omitempty"`
+
+	ctx     caddy.Context
+	logger  *zap.Logger
+	hub     *hub.Hub
+	api     *httpapi.API
+	unload  chan struct{}
+	stopped chan struct{}
+}
+
+// Retention is how much history a channel keeps.
+type Retention struct {
+	// Count is the most messages kept. Default: 100.
+	Count int `json:"count,omitempty"`
+	// Age is the longest a message is kept. Default: 1h.
+	Age caddy.Duration `json:"age,omitempty"`
+}
+
+// PatternRetention is the retention of channels matching a pattern.
+type PatternRetention struct {
+	// Pattern is a channel name where `*` matches any run of characters,
+	// e.g. `user.*`.
+	Pattern string `json:"pattern"`
+	Retention
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.comet",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Defaults.
+const (
+	defaultName            = "default"
+	defaultPrefix          = "/comet"
+	defaultBufferCount     = 100
+	defaultBufferAge       = time.Hour
+	defaultLongPollTimeout = 30 * time.Second
+	defaultHeartbeat       = 25 * time.Second
+	defaultSSERetry        = 2 * time.Second
+	defaultStreamMaxBytes  = 1 << 20
+	defaultCloseDelay      = 2 * time.Second
+	defaultQueueSize       = 256
+	defaultMaxBodySize     = 1 << 20
+	defaultMaxChannels     = 32
+)
+
+// Provision fills in defaults, takes the hub from the pool (or makes it) and
+// applies this config's settings to it.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.ctx = ctx
+	h.logger = ctx.Logger()
+	h.fillDefaults()
+
+	publishFrom, err := parsePrefixes(h.PublishFrom)
+	if err != nil {
+		return fmt.Errorf("publish_from: %w", err)
+	}
+	rules, err := h.retentionRules()
+	if err != nil {
+		return err
+	}
+
+	value, _, err := hubs.LoadOrNew(h.Name, func() (caddy.Destructor, error) {
+		return newPooledHub(h.Store, rules, h.QueueSize)
+	})
+	if err != nil {
+		return fmt.Errorf("comet hub %q: %w", h.Name, err)
+	}
+	pooled := value.(*pooledHub)
+	if pooled.store != h.Store {
+		return fmt.Errorf("comet hub %q already runs on store %q; give this one another name", h.Name, pooled.store)
+	}
+	h.hub = pooled.hub
+	// Settings of the new config apply to the hub that survived the reload.
+	h.hub.SetRetention(rules)
+	h.hub.SetQueueLimit(h.QueueSize)
+
+	h.unload = make(chan struct{})
+	h.stopped = make(chan struct{})
+	go h.watchUnload()
+
+	h.api = &httpapi.API{
+		Hub:    h.hub,
+		Prefix: h.Prefix,
+		Transport: transport.Options{
+			LongPollTimeout: time.Duration(h.LongPollTimeout),
+			Heartbeat:       time.Duration(h.Heartbeat),
+			SSERetry:        time.Duration(h.SSERetry),
+			StreamMaxBytes:  h.StreamMaxBytes,
+			CloseDelay:      time.Duration(*h.StreamCloseDelay),
+			Unload:          h.unload,
+		},
+		Publish:     httpapi.PublishPolicy{From: publishFrom, Key: h.PublishKey},
+		MaxBodySize: h.MaxBodySize,
+		MaxChannels: h.MaxChannelsPerSubscription,
+		ClientIP:    clientIP,
+		Logger:      h.logger,
+		Counters:    &pooled.counters,
+	}
+	registerMetrics(ctx.GetMetricsRegistry(), h.Name, pooled)
+	return nil
+}
+
+func (h *Handler) fillDefaults() {
+	if h.Name == "" {
+		h.Name = defaultName
+	}
+	if h.Prefix == "" {
+		h.Prefix = defaultPrefix
+	}
+	h.Prefix = strings.TrimSuffix(h.Prefix, "/")
+	if h.Store == "" {
+		h.Store = "memory"
+	}
+	if h.Buffer == nil {
+		h.Buffer = &Retention{}
+	}
+	if h.Buffer.Count == 0 {
+		h.Buffer.Count = defaultBufferCount
+	}
+	if h.Buffer.Age == 0 {
+		h.Buffer.Age = caddy.Duration(defaultBufferAge)
+	}
+	for i := range h.ChannelBuffers {
+		if h.ChannelBuffers[i].Count == 0 {
+			h.ChannelBuffers[i].Count = h.Buffer.Count
+		}
+		if h.ChannelBuffers[i].Age == 0 {
+			h.ChannelBuffers[i].Age = h.Buffer.Age
+		}
+	}
+	setDefault(&h.LongPollTimeout, caddy.Duration(defaultLongPollTimeout))
+	setDefault(&h.Heartbeat, caddy.Duration(defaultHeartbeat))
+	setDefault(&h.SSERetry, caddy.Duration(defaultSSERetry))
+	setDefault(&h.StreamMaxBytes, defaultStreamMaxBytes)
+	if h.StreamCloseDelay == nil {
+		d := caddy.Duration(defaultCloseDelay)
+		h.StreamCloseDelay = &d
+	}
+	setDefault(&h.QueueSize, defaultQueueSize)
+	setDefault(&h.MaxBodySize, defaultMaxBodySize)
+	setDefault(&h.MaxChannelsPerSubscription, defaultMaxChannels)
+	if len(h.PublishFrom) == 0 {
+		h.PublishFrom = []string{"127.0.0.0/8", "::1/128"}
+	}
+}
+
+func setDefault[T comparable](field *T, value T) {
+	var zero T
+	if *field == zero {
+		*field = value
+	}
+}
+
+// Validate checks the provisioned config. It has no side effects.
+func (h *Handler) Validate() error {
+	if !strings.HasPrefix(h.Prefix, "/") {
+		return fmt.Errorf("prefix %q must start with /", h.Prefix)
+	}
+	if h.Store != "memory" {
+		return fmt.Errorf("store %q is not known; use memory", h.Store)
+	}
+	if h.Buffer.Count < 0 || h.Buffer.Age < 0 {
+		return fmt.Errorf("buffer must not be negative")
+	}
+	for _, rule := range h.ChannelBuffers {
+		if rule.Pattern == "" || rule.Count < 0 || rule.Age < 0 {
+			return fmt.Errorf("buffer %q: a pattern and non-negative count and age are required", rule.Pattern)
+		}
+	}
+	if h.LongPollTimeout < 0 || h.Heartbeat <= 0 || h.SSERetry < 0 || *h.StreamCloseDelay < 0 {
+		return fmt.Errorf("durations must not be negative, and heartbeat must be positive")
+	}
+	if h.QueueSize < 0 || h.MaxBodySize < 0 || h.MaxChannelsPerSubscription < 0 || h.StreamMaxBytes < 0 {
+		return fmt.Errorf("sizes and limits must not be negative")
+	}
+	return nil
+}
+
+// ServeHTTP answers requests under the prefix and passes everything else
+// on exactly as it came: no header touched, no body read.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if r.URL.Path != h.Prefix && !strings.HasPrefix(r.URL.Path, h.Prefix+"/") {
+		return next.ServeHTTP(w, r)
+	}
+	if err := h.api.ServeHTTP(w, r); err != nil {
+		h.logger.Debug("comet response ended early", zap.String("path", r.URL.Path), zap.Error(err))
+	}
+	return nil
+}
+
+// watchUnload closes h.unload when this config is unloaded, so that held
+// connections end after stream_close_delay. Caddy cancels the context only
+// after the servers' graceful shutdown, and on process exit that shutdown
+// waits for these very connections, so exit is watched for as well.
+func (h *Handler) watchUnload() {
+	defer close(h.stopped)
+	ticker := time.NewTicker(exitPollInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			close(h.unload)
+			return
+		case <-ticker.C:
+			if caddy.Exiting() {
+				close(h.unload)
+				<-h.ctx.Done()
+				return
+			}
+		}
+	}
+}
+
+// exitPollInterval is how often the handler checks whether Caddy is exiting.
+const exitPollInterval = 250 * time.Millisecond
+
+// Cleanup releases this config's hold on the hub; the hub closes when no
+// config holds it any more. It copes with a half-provisioned handler.
+func (h *Handler) Cleanup() error {
+	if h.stopped != nil {
+		<-h.stopped // the context is done by now; the watcher has returned
+	}
+	if h.hub == nil {
+		return nil
+	}
+	if _, err := hubs.Delete(h.Name); err != nil {
+		return fmt.Errorf("release comet hub %q: %w", h.Name, err)
+	}
+	return nil
+}
+
+// clientIP is the client address as Caddy determined it, honouring the
+// server's trusted_proxies.
+func clientIP(r *http.Request) netip.Addr {
+	if s, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok {
+		if ip, err := netip.ParseAddr(s); err == nil {
+			return ip.Unmap()
+		}
+	}
+	return httpapi.PeerAddr(r)
+}
+
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
+		if !strings.Contains(s, "/") {
+			ip, err := netip.ParseAddr(s)
+			if err != nil {
+				return nil, fmt.Errorf("%q is neither an address nor a CIDR", s)
+			}
+			out = append(out, netip.PrefixFrom(ip, ip.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", s, err)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

@@ -1,0 +1,110 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cometbox/cometbox/caddymodule/hub"
+	"github.com/cometbox/cometbox/caddymodule/message"
+	"github.com/cometbox/cometbox/caddymodule/transport"
+)
+
+// serveSubscribe answers GET {prefix}/sub/{channels} over the transport the
+// request asks for (SPEC §2): `?transport=` first, then `Upgrade: websocket`,
+// then `Accept: text/event-stream`, else long-poll.
+func (a *API) serveSubscribe(w http.ResponseWriter, r *http.Request, list string) error {
+	if r.Method != http.MethodGet {
+		return allow(w, "GET")
+	}
+	channels, err := message.ParseChannelList(list, a.MaxChannels)
+	if err != nil {
+		return &Error{Status: http.StatusBadRequest, Err: err}
+	}
+	cursor, err := requestCursor(r)
+	if err != nil {
+		return err
+	}
+	name, err := chooseTransport(r)
+	if err != nil {
+		return err
+	}
+	req := hub.SubscribeRequest{Channels: channels, Cursor: cursor, Transport: name}
+	switch name {
+	case transport.SSE:
+		err = transport.ServeSSE(w, r, a.Hub, req, &a.Transport)
+	case transport.Stream:
+		err = transport.ServeStream(w, r, a.Hub, req, &a.Transport)
+	case transport.LongPoll:
+		var lp transport.LongPollRequest
+		lp.SubscribeRequest = req
+		lp.Array = r.URL.Query().Get("format") == "array"
+		if lp.Wait, err = a.longPollWait(r); err != nil {
+			return err
+		}
+		err = transport.ServeLongPoll(w, r, a.Hub, lp, &a.Transport)
+	default:
+		return errorf(http.StatusNotImplemented, "the %s transport is not available on this server", name)
+	}
+	if err != nil && !errors.Is(err, transport.ErrWrite) {
+		return subscribeError(err)
+	}
+	return nil
+}
+
+// requestCursor reads the cursor from Last-Event-ID or ?last_id=. The header
+// wins: EventSource sends it on reconnect with the newest id it saw, while
+// the query still holds the id the page started from.
+func requestCursor(r *http.Request) (message.Cursor, error) {
+	text := r.Header.Get("Last-Event-ID")
+	source := "Last-Event-ID header"
+	if text == "" {
+		text = r.URL.Query().Get("last_id")
+		source = "last_id parameter"
+	}
+	cursor, err := message.ParseCursor(text)
+	if err != nil {
+		return message.Cursor{}, errorf(http.StatusBadRequest, "%s: %w", source, err)
+	}
+	return cursor, nil
+}
+
+func chooseTransport(r *http.Request) (string, error) {
+	if name := r.URL.Query().Get("transport"); name != "" {
+		switch name {
+		case transport.LongPoll, transport.SSE, transport.Stream, transport.WebSocket:
+			return name, nil
+		}
+		return "", errorf(http.StatusBadRequest, "unknown transport %q; use longpoll, sse, stream or ws", name)
+	}
+	switch {
+	case strings.EqualFold(r.Header.Get("Upgrade"), "websocket"):
+		return transport.WebSocket, nil
+	case strings.Contains(r.Header.Get("Accept"), "text/event-stream"):
+		return transport.SSE, nil
+	}
+	return transport.LongPoll, nil
+}
+
+// longPollWait reads ?wait=N (seconds, fractions allowed), capped at the
+// configured long-poll timeout.
+func (a *API) longPollWait(r *http.Request) (time.Duration, error) {
+	text := r.URL.Query().Get("wait")
+	if text == "" {
+		return a.Transport.LongPollTimeout, nil
+	}
+	seconds, err := strconv.ParseFloat(text, 64)
+	if err != nil || seconds < 0 || seconds != seconds {
+		return 0, errorf(http.StatusBadRequest, "wait must be a number of seconds, 0 or more")
+	}
+	return min(time.Duration(seconds*float64(time.Second)), a.Transport.LongPollTimeout), nil
+}
+
+func subscribeError(err error) error {
+	if errors.Is(err, hub.ErrHubClosed) {
+		return &Error{Status: http.StatusServiceUnavailable, Err: err}
+	}
+	return storeError(err)
+}

@@ -1,0 +1,287 @@
+// Package hub holds channels and their subscribers and fans every message
+// out to them. It owns the fan-out loop: each message, encoded once by the
+// store, is offered to every subscription of its channel, which hands the
+// same *message.Message to its Sink without blocking. History and ids come
+// from a store.Store, so the same hub runs on the memory or a shared store.
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cometbox/cometbox/caddymodule/message"
+	"github.com/cometbox/cometbox/caddymodule/store"
+)
+
+// Hub is a set of channels with their subscribers, over one store.
+type Hub struct {
+	store store.Store
+	now   func() time.Time
+
+	queueLimit atomic.Int64
+	stats      counters
+
+	mu          sync.RWMutex
+	channels    map[string]*subscriberSet
+	byTransport map[string]int
+	closed      bool
+}
+
+// Options configure a hub.
+type Options struct {
+	// QueueLimit is how many live frames a subscriber may have waiting
+	// before it is cut as a slow consumer.
+	QueueLimit int
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// New makes a hub over a store and starts listening to it. The hub owns
+// the store from now on and closes it in Close.
+func New(st store.Store, opts Options) *Hub {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	h := &Hub{
+		store:       st,
+		now:         opts.Now,
+		channels:    make(map[string]*subscriberSet),
+		byTransport: make(map[string]int),
+	}
+	h.SetQueueLimit(opts.QueueLimit)
+	st.Listen(h.deliver)
+	return h
+}
+
+// SetQueueLimit changes the per-subscriber queue limit, as after a reload.
+func (h *Hub) SetQueueLimit(limit int) { h.queueLimit.Store(int64(max(limit, 1))) }
+
+// QueueLimit is the per-subscriber queue limit in force.
+func (h *Hub) QueueLimit() int { return int(h.queueLimit.Load()) }
+
+// SetRetention applies new retention rules to the store.
+func (h *Hub) SetRetention(rules store.RetentionFunc) { h.store.SetRetention(rules) }
+
+// Published is one stored message and how many subscribers held its channel
+// when it was published.
+type Published struct {
+	Message     *message.Message
+	Subscribers int
+}
+
+// Publish stores a batch of normalized drafts, whole or not at all, and fans
+// it out. replayed is true when the idempotency key was seen before: the
+// answer is the first publish's and nothing new was stored.
+func (h *Hub) Publish(ctx context.Context, drafts []message.Draft, idempotencyKey string) ([]Published, bool, error) {
+	msgs, replayed, err := h.store.Append(ctx, drafts, idempotencyKey)
+	if err != nil {
+		h.stats.storeErrors.Add(1)
+		return nil, false, fmt.Errorf("publish: %w", err)
+	}
+	if !replayed {
+		h.stats.published.Add(uint64(len(msgs)))
+	}
+	out := make([]Published, len(msgs))
+	h.mu.RLock()
+	for i, m := range msgs {
+		out[i] = Published{Message: m, Subscribers: h.channels[m.Channel].len()}
+	}
+	h.mu.RUnlock()
+	return out, replayed, nil
+}
+
+// deliver is the store's callback: it offers each message to every
+// subscription of its channel, in the order the store gives them.
+func (h *Hub) deliver(msgs []*message.Message) {
+	var deleted []string
+	h.mu.RLock()
+	for _, m := range msgs {
+		set := h.channels[m.Channel]
+		if set == nil {
+			continue
+		}
+		for _, sub := range set.list {
+			sub.offer(m)
+		}
+		h.stats.deliveries.Add(uint64(len(set.list)))
+		if m.IsNotice() && m.Event == message.Deleted {
+			deleted = append(deleted, m.Channel)
+		}
+	}
+	h.mu.RUnlock()
+	if deleted != nil {
+		h.mu.Lock()
+		for _, ch := range deleted {
+			// The subscriptions already let go of the channel.
+			delete(h.channels, ch)
+		}
+		h.mu.Unlock()
+	}
+}
+
+// SubscribeRequest says what a subscriber wants.
+type SubscribeRequest struct {
+	Channels []string
+	// Cursor is the id of the last message the subscriber handled: zero for
+	// "from now on", message.Earliest for everything retained.
+	Cursor message.Cursor
+	// Transport names the transport, for the subscriber counts.
+	Transport string
+}
+
+// Subscribe registers a subscriber, then hands its sink the history it
+// missed (a reset notice first for each channel whose completeness cannot be
+// proven) and from then on every new message, in id order, without gaps or
+// duplicates. The caller must Close the subscription when its connection
+// ends. The subscription is registered before Subscribe returns, so
+// anything published after that reaches it.
+func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest, sink Sink) (*Subscription, error) {
+	s := &Subscription{
+		hub:        h,
+		transport:  req.Transport,
+		registered: req.Channels,
+		channels:   append([]string(nil), req.Channels...),
+		replaying:  true,
+		sink:       sink,
+	}
+	if err := h.register(s); err != nil {
+		return nil, err
+	}
+	replay, position, err := h.history(ctx, req)
+	if err != nil {
+		s.Close()
+		h.stats.storeErrors.Add(1)
+		return nil, fmt.Errorf("subscribe: %w", err)
+	}
+	s.start(replay, position)
+	return s, nil
+}
+
+// history reads what a cursor missed. It runs after registration, so a
+// message published meanwhile is in the history, in the subscription's
+// pending list, or both; the subscription drops the copy by id.
+func (h *Hub) history(ctx context.Context, req SubscribeRequest) ([]*message.Message, message.Cursor, error) {
+	head, err := h.store.Head(ctx)
+	if err != nil {
+		return nil, message.Cursor{}, err
+	}
+	if req.Cursor.IsZero() {
+		return nil, head, nil
+	}
+	var resets, msgs []*message.Message
+	for _, ch := range req.Channels {
+		retained, complete, err := h.store.Since(ctx, ch, req.Cursor)
+		if err != nil {
+			return nil, message.Cursor{}, err
+		}
+		if !complete {
+			resets = append(resets, message.NewNotice(ch, message.Reset, nil, h.now()))
+		}
+		msgs = append(msgs, retained...)
+	}
+	// Each channel's history is in id order; several are merged by id,
+	// since one cursor covers them all.
+	sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].ID.Seq < msgs[j].ID.Seq })
+	position := head
+	if n := len(msgs); n > 0 && msgs[n-1].ID.Seq > position.Seq {
+		position = msgs[n-1].ID
+	}
+	return append(resets, msgs...), position, nil
+}
+
+func (h *Hub) register(s *Subscription) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return ErrHubClosed
+	}
+	for _, ch := range s.channels {
+		set := h.channels[ch]
+		if set == nil {
+			set = newSubscriberSet()
+			h.channels[ch] = set
+		}
+		set.add(s)
+	}
+	h.byTransport[s.transport]++
+	return nil
+}
+
+func (h *Hub) unregister(s *Subscription) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, ch := range s.registered {
+		if set := h.channels[ch]; set != nil && set.remove(s) && set.len() == 0 {
+			delete(h.channels, ch)
+		}
+	}
+	if h.byTransport[s.transport]--; h.byTransport[s.transport] <= 0 {
+		delete(h.byTransport, s.transport)
+	}
+}
+
+// ChannelInfo is what GET {prefix}/pub/{channel} answers.
+type ChannelInfo struct {
+	store.Info
+	Subscribers int
+}
+
+// Info describes a channel; found is false when it has neither history nor
+// subscribers.
+func (h *Hub) Info(ctx context.Context, channel string) (ChannelInfo, bool, error) {
+	info, found, err := h.store.Info(ctx, channel)
+	if err != nil {
+		h.stats.storeErrors.Add(1)
+		return ChannelInfo{}, false, fmt.Errorf("channel info: %w", err)
+	}
+	h.mu.RLock()
+	subscribers := h.channels[channel].len()
+	h.mu.RUnlock()
+	return ChannelInfo{Info: info, Subscribers: subscribers}, found || subscribers > 0, nil
+}
+
+// Delete drops a channel's history and ends its subscriptions with a
+// deleted notice. It answers the info the channel had.
+func (h *Hub) Delete(ctx context.Context, channel string) (ChannelInfo, bool, error) {
+	h.mu.RLock()
+	subscribers := h.channels[channel].len()
+	h.mu.RUnlock()
+	info, found, err := h.store.Delete(ctx, channel)
+	if err != nil {
+		h.stats.storeErrors.Add(1)
+		return ChannelInfo{}, false, fmt.Errorf("delete channel: %w", err)
+	}
+	return ChannelInfo{Info: info, Subscribers: subscribers}, found || subscribers > 0, nil
+}
+
+// Close ends every subscription and closes the store.
+func (h *Hub) Close() error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	var subs []*Subscription
+	for _, set := range h.channels {
+		subs = append(subs, set.list...)
+	}
+	h.mu.Unlock()
+	for _, s := range subs {
+		s.mu.Lock()
+		s.endLocked(ErrHubClosed)
+		s.mu.Unlock()
+	}
+	if err := h.store.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}
+
+// IsClosed reports whether err ends a subscription because the hub closed.
+func IsClosed(err error) bool { return errors.Is(err, ErrHubClosed) }

@@ -1,0 +1,163 @@
+package hub
+
+import (
+	"sync"
+
+	"github.com/cometbox/cometbox/caddymodule/message"
+)
+
+// Subscription is one subscriber's hold on one or more channels. The hub
+// offers it every message of those channels; it filters what the subscriber
+// has already seen and passes the rest to its sink, in id order.
+type Subscription struct {
+	hub       *Hub
+	transport string
+
+	mu sync.Mutex
+	// registered are the channels the hub lists this subscription under;
+	// channels are those it still holds (a deleted channel is let go).
+	registered []string
+	channels   []string
+	// replaying is true while the history is being read: live messages wait
+	// in pending so that they cannot overtake the history before them.
+	replaying bool
+	pending   []*message.Message
+	// position is the cursor the subscriber would present next if it
+	// handled everything handed to its sink: used to drop duplicates
+	// (seq at or below it) and as a long-poll's last_id.
+	position message.Cursor
+	// startedAt is the position after the replay: the hub's head or the
+	// newest replayed message.
+	startedAt message.Cursor
+	sink      Sink
+	ended     bool // the sink was closed or the subscriber left
+	closed    bool // Close was called: the hub no longer lists it
+}
+
+// Channels returns the channels the subscription still holds.
+func (s *Subscription) Channels() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.channels...)
+}
+
+// Position is the id of the newest message handed to the sink, or the hub's
+// head when the subscription started when nothing newer came.
+func (s *Subscription) Position() message.Cursor {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.position
+}
+
+// Start is the position the subscription started from, once its history
+// was handed over: everything up to it on its channels was replayed.
+func (s *Subscription) Start() message.Cursor {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.startedAt
+}
+
+// offer is called by the hub's fan-out for each message of a held channel.
+func (s *Subscription) offer(m *message.Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return
+	}
+	if !m.IsNotice() && m.ID.Seq <= s.position.Seq && m.ID.Epoch == s.position.Epoch {
+		return // already replayed from history
+	}
+	if s.replaying {
+		if len(s.pending) >= int(s.hub.queueLimit.Load()) {
+			s.endLocked(ErrSlowConsumer)
+			return
+		}
+		s.pending = append(s.pending, m)
+		return
+	}
+	s.deliverLocked(m)
+}
+
+func (s *Subscription) deliverLocked(m *message.Message) {
+	if m.IsNotice() && m.Event == message.Deleted {
+		s.dropChannelLocked(m)
+		return
+	}
+	if !s.sink.Send(m) {
+		s.endLocked(ErrSlowConsumer)
+		return
+	}
+	if !m.IsNotice() {
+		s.position = m.ID
+	}
+}
+
+// dropChannelLocked passes a deleted notice on and lets go of its channel;
+// the subscription ends when it has no channel left.
+func (s *Subscription) dropChannelLocked(notice *message.Message) {
+	kept := s.channels[:0]
+	for _, ch := range s.channels {
+		if ch != notice.Channel {
+			kept = append(kept, ch)
+		}
+	}
+	s.channels = kept
+	if !s.sink.Send(notice) {
+		s.endLocked(ErrSlowConsumer)
+		return
+	}
+	if len(s.channels) == 0 {
+		s.endLocked(ErrChannelsDeleted)
+	}
+}
+
+// start hands the replay to the sink, then whatever arrived meanwhile.
+func (s *Subscription) start(replay []*message.Message, position message.Cursor) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return
+	}
+	s.position, s.startedAt = position, position
+	s.sink.Start(replay)
+	s.replaying = false
+	pending := s.pending
+	s.pending = nil
+	for _, m := range pending {
+		if s.ended {
+			return
+		}
+		if m.IsNotice() || m.ID.Seq > s.position.Seq || m.ID.Epoch != s.position.Epoch {
+			s.deliverLocked(m)
+		}
+	}
+}
+
+// endLocked ends the subscription from the hub's side: the sink is told why.
+// The hub's registry still lists the subscription (offers to it are no-ops)
+// until the sink's owner calls Close, which it does when its connection ends.
+func (s *Subscription) endLocked(reason error) {
+	if s.ended {
+		return
+	}
+	s.ended = true
+	s.pending = nil
+	s.sink.Close(reason)
+	if reason == ErrSlowConsumer {
+		s.hub.stats.slowConsumers.Add(1)
+	}
+}
+
+// Close ends the subscription from the subscriber's side, when its
+// connection is over. It is safe to call more than once.
+func (s *Subscription) Close() {
+	s.mu.Lock()
+	s.ended = true
+	s.pending = nil
+	closed := s.closed
+	s.closed = true
+	s.mu.Unlock()
+	if !closed {
+		s.hub.unregister(s)
+	}
+}

@@ -1,0 +1,232 @@
+// Package message defines what the hub carries: messages and notices, their
+// ids and cursors, channel naming rules, and the one JSON envelope every
+// transport writes (SPEC §3, §4). A message is encoded once, when it is made,
+// and the same bytes are handed to every subscriber.
+package message
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// NoticePrefix starts the event name of every notice the hub sends itself.
+const NoticePrefix = "comet."
+
+// Notice names (SPEC §4). Notices carry no id, so they never move a cursor.
+const (
+	Reset        = "comet.reset"
+	Deleted      = "comet.deleted"
+	Reconnect    = "comet.reconnect"
+	Subscribed   = "comet.subscribed"
+	Unsubscribed = "comet.unsubscribed"
+	Error        = "comet.error"
+)
+
+// Draft is a message as a publisher sent it, before the store gives it an id.
+type Draft struct {
+	Channel string
+	Event   string
+	// Type is the publisher's media type; JSON types carry Data as a JSON
+	// value, others as a string.
+	Type string
+	Data []byte
+}
+
+// DefaultType is the type of a message published without a Content-Type.
+const DefaultType = "text/plain"
+
+// Normalize validates d and brings it to the form the envelope needs: JSON
+// data compacted onto one line (a raw line break would split an NDJSON line
+// or an SSE field), text data checked to be UTF-8, a missing type defaulted.
+func (d *Draft) Normalize() error {
+	if err := ValidateChannel(d.Channel); err != nil {
+		return err
+	}
+	if err := ValidateEvent(d.Event); err != nil {
+		return err
+	}
+	if d.Type == "" {
+		d.Type = DefaultType
+	}
+	if len(d.Type) > 255 || !utf8.ValidString(d.Type) {
+		return errors.New("content type is not a valid media type")
+	}
+	if IsJSONType(d.Type) {
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, d.Data); err != nil {
+			return fmt.Errorf("data is not valid JSON although its type is %s: %w", d.Type, err)
+		}
+		d.Data = compact.Bytes()
+		return nil
+	}
+	if !utf8.Valid(d.Data) {
+		return errors.New("data is not valid UTF-8 text; send JSON or encode binary data (base64) first")
+	}
+	return nil
+}
+
+// IsJSONType reports whether a media type is JSON (application/json or a
+// +json structured syntax suffix, RFC 6839).
+func IsJSONType(contentType string) bool {
+	mediaType, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return false
+	}
+	return mediaType == "application/json" || strings.HasSuffix(mediaType, "+json")
+}
+
+// Message is one stored message, or a notice when ID is zero. It is
+// immutable once made: the hub shares one *Message among all subscribers.
+type Message struct {
+	ID      Cursor
+	Channel string
+	Event   string
+	Type    string
+	Data    []byte
+	// Time is when the hub accepted the message, in Unix milliseconds.
+	Time int64
+
+	line []byte // the envelope followed by '\n'
+	sse  []byte // the whole SSE event, blank line included
+}
+
+// New makes the stored form of a normalized draft and encodes it.
+func New(id Cursor, d Draft, at time.Time) *Message {
+	m := &Message{ID: id, Channel: d.Channel, Event: d.Event, Type: d.Type, Data: d.Data, Time: at.UnixMilli()}
+	m.encode()
+	return m
+}
+
+// NewNotice makes a notice for a channel. detail, when not empty, is a
+// JSON object explaining the notice (reason, status); it becomes data.
+func NewNotice(channel, name string, detail map[string]any, at time.Time) *Message {
+	m := &Message{Channel: channel, Event: name, Time: at.UnixMilli()}
+	if detail != nil {
+		m.Type = "application/json"
+		m.Data, _ = json.Marshal(detail) // a map of plain values cannot fail
+	}
+	m.encode()
+	return m
+}
+
+// IsNotice reports whether m is a hub notice rather than a published message.
+func (m *Message) IsNotice() bool { return m.ID.IsZero() }
+
+// Envelope is the JSON envelope of m without a line break: a long-poll array
+// element or a WebSocket text frame.
+func (m *Message) Envelope() []byte { return m.line[:len(m.line)-1] }
+
+// Line is the envelope followed by '\n': one NDJSON line.
+func (m *Message) Line() []byte { return m.line }
+
+// SSE is m as one server-sent event: `id:` (messages only), `event:` (when
+// set) and the envelope as `data:`, then the blank line that ends the event.
+func (m *Message) SSE() []byte { return m.sse }
+
+func (m *Message) encode() {
+	line := make([]byte, 0, 96+len(m.Channel)+len(m.Event)+len(m.Type)+len(m.Data)+len(m.Data)/8)
+	line = append(line, '{')
+	if !m.IsNotice() {
+		line = append(line, `"id":"`...)
+		line = m.ID.AppendText(line)
+		line = append(line, `",`...)
+	}
+	// Only a connection notice (reconnect) has no channel.
+	if m.Channel != "" {
+		line = append(line, `"channel":`...)
+		line = appendString(line, m.Channel)
+		line = append(line, ',')
+	}
+	if m.Event != "" {
+		line = append(line, `"event":`...)
+		line = appendString(line, m.Event)
+		line = append(line, ',')
+	}
+	if m.Type != "" {
+		line = append(line, `"type":`...)
+		line = appendString(line, m.Type)
+		line = append(line, `,"data":`...)
+		if IsJSONType(m.Type) {
+			line = append(line, m.Data...)
+		} else {
+			line = appendString(line, string(m.Data))
+		}
+		line = append(line, ',')
+	}
+	line = append(line, `"time":`...)
+	line = strconv.AppendInt(line, m.Time, 10)
+	line = append(line, "}\n"...)
+	m.line = line
+
+	sse := make([]byte, 0, len(line)+48)
+	if !m.IsNotice() {
+		sse = append(sse, "id: "...)
+		sse = m.ID.AppendText(sse)
+		sse = append(sse, '\n')
+	}
+	if m.Event != "" {
+		sse = append(sse, "event: "...)
+		sse = append(sse, m.Event...)
+		sse = append(sse, '\n')
+	}
+	sse = append(sse, "data: "...)
+	sse = append(sse, line...)
+	m.sse = append(sse, '\n')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string. Every control character is
+// escaped, so the envelope never holds a raw line break, and so are U+2028
+// and U+2029, which end lines in older JavaScript parsers.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == '\u2028' || r == '\u2029' || r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			if r == utf8.RuneError {
+				b = append(b, `\ufffd`...)
+			} else {
+				b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			}
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

@@ -1,0 +1,189 @@
+package transport
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cometbox/cometbox/caddymodule/hub"
+	"github.com/cometbox/cometbox/caddymodule/message"
+)
+
+// framing is what differs between the two streaming transports.
+type framing struct {
+	contentType string
+	// preamble is written once, right after the headers, so that proxies
+	// flush them and the client knows the stream is live.
+	preamble  []byte
+	heartbeat []byte
+	frame     func(m *message.Message) []byte
+	// maxBytes ends the stream once it has written this much; 0 is no limit.
+	maxBytes    int64
+	extraHeader func(http.Header)
+}
+
+// ServeSSE holds an SSE connection (WHATWG HTML §9.2): `retry:` once, a
+// comment that flushes proxies, then one event per message with `id:` set
+// so that EventSource resends it as Last-Event-ID on reconnect.
+func ServeSSE(w http.ResponseWriter, r *http.Request, h *hub.Hub, req hub.SubscribeRequest, opts *Options) error {
+	var pre strings.Builder
+	pre.WriteString("retry: ")
+	pre.WriteString(strconv.FormatInt(opts.SSERetry.Milliseconds(), 10))
+	pre.WriteString("\n: ok\n\n")
+	if r.URL.Query().Get("padding") == "1" {
+		// Some old proxies and antivirus filters hold the first 2 KiB back.
+		pre.WriteString(":" + strings.Repeat(" ", 2048) + "\n\n")
+	}
+	return serveStream(w, r, h, req, opts, framing{
+		contentType: "text/event-stream",
+		preamble:    []byte(pre.String()),
+		heartbeat:   []byte(": heartbeat\n\n"),
+		frame:       (*message.Message).SSE,
+	})
+}
+
+// ServeStream holds an NDJSON stream: one envelope per line, an empty line as
+// heartbeat, closed after StreamMaxBytes.
+func ServeStream(w http.ResponseWriter, r *http.Request, h *hub.Hub, req hub.SubscribeRequest, opts *Options) error {
+	return serveStream(w, r, h, req, opts, framing{
+		contentType: "application/x-ndjson",
+		heartbeat:   []byte("\n"),
+		frame:       (*message.Message).Line,
+		maxBytes:    opts.StreamMaxBytes,
+		extraHeader: func(h http.Header) {
+			// Asks intermediaries to forward each part as it comes
+			// (draft-ietf-httpbis-incremental).
+			h.Set("Incremental", "?1")
+		},
+	})
+}
+
+// ErrWrite marks a failed write to the subscriber after the headers went
+// out: the client is gone or stalled, and it will resume by cursor.
+var ErrWrite = errors.New("write to subscriber")
+
+func serveStream(w http.ResponseWriter, r *http.Request, h *hub.Hub, req hub.SubscribeRequest, opts *Options, f framing) error {
+	// Registered before the headers are flushed (SPEC §3): whatever is
+	// published after the client sees them reaches it.
+	sub, q, err := subscribe(r, h, req)
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+
+	setStreamHeaders(w, f.contentType)
+	if f.extraHeader != nil {
+		f.extraHeader(w.Header())
+	}
+	w.WriteHeader(http.StatusOK)
+	out := newFrameWriter(w, f.maxBytes)
+	defer out.release()
+	if len(f.preamble) > 0 {
+		out.write(f.preamble)
+	}
+	if err := out.flush(); err != nil {
+		return nil // the client left before the first byte; nothing to tell
+	}
+
+	heartbeat := time.NewTimer(opts.Heartbeat)
+	defer heartbeat.Stop()
+	unload := opts.Unload
+	var closeTimer <-chan time.Time
+	var frames []*message.Message
+	for {
+		select {
+		case <-q.Ready():
+			var ended error
+			frames, ended = q.Drain(frames[:0])
+			for _, m := range frames {
+				out.write(f.frame(m))
+			}
+			clear(frames)
+			if ended != nil {
+				return out.finish(nil, ended)
+			}
+			if out.full() {
+				return out.finish(f.frame(reconnectNotice(reasonMaxBytes)), nil)
+			}
+			if err := out.flush(); err != nil {
+				return nil
+			}
+			heartbeat.Reset(opts.Heartbeat)
+		case <-heartbeat.C:
+			out.write(f.heartbeat)
+			if err := out.flush(); err != nil {
+				return nil
+			}
+			heartbeat.Reset(opts.Heartbeat)
+		case <-unload:
+			unload = nil
+			closeTimer = time.After(opts.closeDelay())
+		case <-closeTimer:
+			return out.finish(f.frame(reconnectNotice(reasonUnload)), nil)
+		case <-r.Context().Done():
+			return nil
+		}
+	}
+}
+
+// frameWriter writes frames to a held response through its
+// ResponseController, each flush bounded by writeTimeout.
+type frameWriter struct {
+	w        http.ResponseWriter
+	rc       *http.ResponseController
+	written  int64
+	maxBytes int64
+	armed    bool // a write deadline is set for the batch being written
+	err      error
+}
+
+func newFrameWriter(w http.ResponseWriter, maxBytes int64) *frameWriter {
+	return &frameWriter{w: w, rc: http.NewResponseController(w), maxBytes: maxBytes}
+}
+
+func (fw *frameWriter) write(b []byte) {
+	if fw.err != nil {
+		return
+	}
+	if !fw.armed {
+		// Best effort: not every ResponseWriter supports deadlines.
+		_ = fw.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		fw.armed = true
+	}
+	n, err := fw.w.Write(b)
+	fw.written += int64(n)
+	fw.err = err
+}
+
+func (fw *frameWriter) full() bool { return fw.maxBytes > 0 && fw.written >= fw.maxBytes }
+
+func (fw *frameWriter) flush() error {
+	if fw.err == nil {
+		if !fw.armed {
+			_ = fw.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		}
+		fw.err = fw.rc.Flush()
+	}
+	fw.armed = false // the next batch sets its own; an idle socket needs none
+	if fw.err != nil {
+		return errors.Join(ErrWrite, fw.err)
+	}
+	return nil
+}
+
+// release clears the write deadline: the connection may serve another
+// request after this response, and a stale deadline would break it.
+func (fw *frameWriter) release() { _ = fw.rc.SetWriteDeadline(time.Time{}) }
+
+// finish writes a last frame, if any, and ends the response. A hub that
+// ended the subscription (slow consumer, deleted, closed) ends it quietly:
+// whatever it wanted said is already in the queue.
+func (fw *frameWriter) finish(last []byte, _ error) error {
+	if last != nil {
+		fw.write(last)
+	}
+	_ = fw.flush()
+	return nil
+}

@@ -1,0 +1,87 @@
+// Package transport serves subscribers over plain HTTP: long-poll, SSE and
+// NDJSON streaming. Each held connection is served by its own request
+// goroutine, which drains a bounded hub.Queue; the hub, not the transport,
+// runs the fan-out. Every loop selects on the request's context, the
+// handler's unload signal and its own timers (SPEC §4).
+package transport
+
+import (
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/cometbox/cometbox/caddymodule/hub"
+	"github.com/cometbox/cometbox/caddymodule/message"
+)
+
+// Names accepted by ?transport=.
+const (
+	LongPoll  = "longpoll"
+	SSE       = "sse"
+	Stream    = "stream"
+	WebSocket = "ws"
+)
+
+// Options are the transport settings of one handler.
+type Options struct {
+	// LongPollTimeout is the longest a long-poll is held.
+	LongPollTimeout time.Duration
+	// Heartbeat is the interval of SSE comments and NDJSON empty lines.
+	Heartbeat time.Duration
+	// SSERetry is the reconnection delay an SSE client is told to use.
+	SSERetry time.Duration
+	// StreamMaxBytes ends an NDJSON stream once this much was written, so an
+	// XHR's responseText cannot grow without bound.
+	StreamMaxBytes int64
+	// CloseDelay is how long held connections live on after Unload closes;
+	// each adds a random jitter of up to the same again, so clients do not
+	// all reconnect at once.
+	CloseDelay time.Duration
+	// Unload is closed when the handler serving these connections is
+	// unloaded (config reload or shutdown).
+	Unload <-chan struct{}
+}
+
+// writeTimeout bounds one write to a subscriber. A socket that accepts
+// nothing for this long is cut, so a stalled client cannot hold its request
+// goroutine; it resumes by cursor.
+const writeTimeout = 15 * time.Second
+
+// setStreamHeaders writes the headers every held response carries.
+func setStreamHeaders(w http.ResponseWriter, contentType string) {
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("Cache-Control", "no-cache")
+	// nginx and other proxies buffer responses unless told not to.
+	h.Set("X-Accel-Buffering", "no")
+}
+
+// closeDelay draws the delay after unload for one connection.
+func (o *Options) closeDelay() time.Duration {
+	if o.CloseDelay <= 0 {
+		return 0
+	}
+	return o.CloseDelay + rand.N(o.CloseDelay)
+}
+
+// reconnectNotice tells a client to reconnect with its cursor, and why.
+func reconnectNotice(reason string) *message.Message {
+	return message.NewNotice("", message.Reconnect, map[string]any{"reason": reason}, time.Now())
+}
+
+// Why a held connection ended, as told to the client in comet.reconnect.
+const (
+	reasonUnload   = "server reloading"
+	reasonMaxBytes = "stream_max_bytes reached"
+	reasonTimeout  = "timeout"
+)
+
+// subscribe registers a queue-backed subscription for a request.
+func subscribe(r *http.Request, h *hub.Hub, req hub.SubscribeRequest) (*hub.Subscription, *hub.Queue, error) {
+	q := hub.NewQueue(h.QueueLimit())
+	sub, err := h.Subscribe(r.Context(), req, q)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sub, q, nil
+}
