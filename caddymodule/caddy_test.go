@@ -1,0 +1,223 @@
+package caddymodule_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// caddyBinary is cmd/caddy, built once by TestMain: the tests boot the same
+// binary users run, from Caddyfiles in testdata/. Each Caddy gets its own
+// admin port, so this package owns no fixed port.
+var caddyBinary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "cometbox-caddy")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	caddyBinary = filepath.Join(dir, "caddy")
+	build := exec.Command("go", "build", "-o", caddyBinary, "github.com/cometbox/cometbox/cmd/caddy")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build caddy:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// caddyServer is a running Caddy process.
+type caddyServer struct {
+	t       *testing.T
+	config  string
+	env     []string
+	cmd     *exec.Cmd
+	admin   string
+	baseURL string
+	logs    *syncBuffer
+}
+
+// startCaddy boots Caddy from a Caddyfile in testdata with free loopback
+// ports in HTTP_PORT and ADMIN_PORT, plus extra environment, and waits until
+// it answers.
+func startCaddy(t *testing.T, caddyfile string, extraEnv ...string) *caddyServer {
+	t.Helper()
+	httpPort, adminPort := freePort(t), freePort(t)
+	s := &caddyServer{
+		t:       t,
+		config:  filepath.Join("testdata", caddyfile),
+		admin:   "127.0.0.1:" + adminPort,
+		baseURL: "http://127.0.0.1:" + httpPort,
+		logs:    &syncBuffer{},
+	}
+	s.env = append(os.Environ(), "HTTP_PORT="+httpPort, "ADMIN_PORT="+adminPort, "XDG_DATA_HOME="+t.TempDir(), "XDG_CONFIG_HOME="+t.TempDir())
+	s.env = append(s.env, extraEnv...)
+	s.cmd = exec.Command(caddyBinary, "run", "--config", s.config, "--adapter", "caddyfile")
+	s.cmd.Env = s.env
+	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("start caddy: %v", err)
+	}
+	t.Cleanup(s.stop)
+	s.waitReady()
+	return s
+}
+
+func (s *caddyServer) waitReady() {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for backoff := 5 * time.Millisecond; ; backoff = min(2*backoff, 200*time.Millisecond) {
+		resp, err := http.Get("http://" + s.admin + "/config/")
+		if err == nil {
+			resp.Body.Close()
+			if conn, err := net.Dial("tcp", strings.TrimPrefix(s.baseURL, "http://")); err == nil {
+				conn.Close()
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("caddy did not become ready:\n%s", s.logs.String())
+		}
+		time.Sleep(backoff) // polling for readiness of another process
+	}
+}
+
+// reload asks the running Caddy to load its Caddyfile again, as an operator
+// would with `caddy reload`.
+func (s *caddyServer) reload(extraEnv ...string) {
+	s.t.Helper()
+	cmd := exec.Command(caddyBinary, "reload", "--config", s.config, "--adapter", "caddyfile", "--address", s.admin, "--force")
+	cmd.Env = append(append([]string(nil), s.env...), extraEnv...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		s.t.Fatalf("caddy reload: %v\n%s", err, out)
+	}
+}
+
+func (s *caddyServer) pid() int { return s.cmd.Process.Pid }
+
+func (s *caddyServer) stop() {
+	if s.cmd.ProcessState != nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- s.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-done
+		s.t.Errorf("caddy did not exit on SIGTERM:\n%s", s.logs.String())
+	}
+	if s.t.Failed() {
+		s.t.Logf("caddy log:\n%s", s.logs.String())
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// ---- HTTP helpers shared by the integration tests ----
+
+type response struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func do(t *testing.T, method, url string, body io.Reader, header ...string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, url, err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: string(b)}
+}
+
+func publishText(t *testing.T, base, channel, text string) string {
+	t.Helper()
+	r := do(t, "POST", base+"/comet/pub/"+channel, strings.NewReader(text), "Content-Type", "text/plain")
+	if r.status != http.StatusCreated && r.status != http.StatusAccepted {
+		t.Fatalf("publish to %s: %d %s", channel, r.status, r.body)
+	}
+	return jsonField(t, r.body, "id")
+}
+
+// openStream starts a streaming subscribe request and returns its body.
+func openStream(t *testing.T, ctx context.Context, url string, header ...string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+func readAll(resp *http.Response) (string, error) {
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
