@@ -22,7 +22,9 @@ func TestReloadKeepsHistoryAndSubscribersResume(t *testing.T) {
 
 	received := make(chan []string, 1)
 	reconnects := make(chan string, 10)
-	go func() { received <- followSSE(t, srv.baseURL, "soak.reload", published[len(published)-1], total-20, reconnects) }()
+	go func() {
+		received <- followSSE(t, srv.baseURL, "soak.reload", published[len(published)-1], total-20, reconnects)
+	}()
 
 	for i := 20; i < total; i++ {
 		if i == 60 {
