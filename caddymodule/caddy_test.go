@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 
 // caddyServer is a running Caddy process.
 type caddyServer struct {
-	t       *testing.T
+	t       testing.TB
 	config  string
 	env     []string
 	cmd     *exec.Cmd
@@ -55,12 +55,12 @@ type caddyServer struct {
 // startCaddy boots Caddy from a Caddyfile in testdata with free loopback
 // ports in HTTP_PORT and ADMIN_PORT, plus extra environment, and waits until
 // it answers.
-func startCaddy(t *testing.T, caddyfile string, extraEnv ...string) *caddyServer {
+func startCaddy(t testing.TB, caddyfile string, extraEnv ...string) *caddyServer {
 	t.Helper()
 	httpPort, adminPort := freePort(t), freePort(t)
 	s := &caddyServer{
 		t:       t,
-		config:  filepath.Join("testdata", caddyfile),
+		config:  filepath.Join("..", "testdata", caddyfile),
 		admin:   "127.0.0.1:" + adminPort,
 		baseURL: "http://127.0.0.1:" + httpPort,
 		logs:    &syncBuffer{},
@@ -129,7 +129,7 @@ func (s *caddyServer) stop() {
 	}
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
