@@ -101,6 +101,10 @@ func (h *Hub) deliver(msgs []*message.Message) {
 	var deleted []string
 	h.mu.RLock()
 	for _, m := range msgs {
+		if m.Channel == "" {
+			h.endAllLocked(m)
+			continue
+		}
 		set := h.channels[m.Channel]
 		if set == nil {
 			continue
@@ -121,6 +125,17 @@ func (h *Hub) deliver(msgs []*message.Message) {
 			delete(h.channels, ch)
 		}
 		h.mu.Unlock()
+	}
+}
+
+// endAllLocked hands a connection notice to every subscription and ends it:
+// the store could not vouch for the live feed, so clients resume by cursor
+// from history, which it can. Called with h.mu read-locked.
+func (h *Hub) endAllLocked(notice *message.Message) {
+	for _, set := range h.channels {
+		for _, sub := range set.list {
+			sub.endWith(notice)
+		}
 	}
 }
 

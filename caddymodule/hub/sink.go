@@ -30,6 +30,8 @@ var (
 	ErrSlowConsumer = errors.New("slow consumer: outbound queue full")
 	// ErrChannelsDeleted: every channel of the subscription was deleted.
 	ErrChannelsDeleted = errors.New("channels deleted")
+	// ErrResync: the store asked every subscriber to resume by cursor.
+	ErrResync = errors.New("store asked subscribers to resume by cursor")
 	// ErrHubClosed: the hub is shutting down.
 	ErrHubClosed = errors.New("hub closed")
 )

@@ -127,10 +127,30 @@ func (s *Subscription) start(replay []*message.Message, position message.Cursor)
 		if s.ended {
 			return
 		}
-		if m.IsNotice() || m.ID.Seq > s.position.Seq || m.ID.Epoch != s.position.Epoch {
+		switch {
+		case m.IsNotice() && m.Channel == "":
+			s.sink.Send(m)
+			s.endLocked(ErrResync)
+		case m.IsNotice() || m.ID.Seq > s.position.Seq || m.ID.Epoch != s.position.Epoch:
 			s.deliverLocked(m)
 		}
 	}
+}
+
+// endWith hands a last notice to the sink and ends the subscription. A
+// subscription held under several channels is ended once.
+func (s *Subscription) endWith(notice *message.Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return
+	}
+	if s.replaying {
+		s.pending = append(s.pending, notice)
+		return
+	}
+	s.sink.Send(notice) // best effort: a full queue ends it all the same
+	s.endLocked(ErrResync)
 }
 
 // endLocked ends the subscription from the hub's side: the sink is told why.

@@ -37,7 +37,11 @@ type Info struct {
 }
 
 // DeliverFunc receives what was appended to a store, in id order, and the
-// notices (deleted) that other subscribers of the hub must see.
+// notices subscribers must see: comet.deleted for a channel, or a notice
+// without a channel (comet.reconnect), which ends every subscription of the
+// hub so that clients resume by cursor. A store sends the latter when it
+// cannot vouch for what it delivered live, e.g. after missing part of a
+// shared fan-out feed or finding its history gone.
 type DeliverFunc func(msgs []*message.Message)
 
 // Store keeps history. Implementations are safe for concurrent use.
