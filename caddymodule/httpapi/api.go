@@ -73,6 +73,8 @@ func (a *API) route(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "no such comet endpoint: %s", r.URL.Path)
 	}
 	switch {
+	case rest == "client.js":
+		return a.serveClient(w, r)
 	case strings.HasPrefix(rest, "sub/"):
 		return a.serveSubscribe(w, r, strings.TrimPrefix(rest, "sub/"))
 	case rest == "pub":

@@ -1,0 +1,1 @@
+/* cometbox client: placeholder until the client build lands. */
