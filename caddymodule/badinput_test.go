@@ -103,9 +103,9 @@ func doRaw(t *testing.T, base, method, path, body string, header ...string) resp
 	}
 	req.WriteString("\r\n")
 	req.WriteString(body)
-	if _, err := conn.Write([]byte(req.String())); err != nil {
-		t.Fatal(err)
-	}
+	// The server may answer (413) and close before reading the whole body,
+	// so the write runs on its own and its error does not matter.
+	go conn.Write([]byte(req.String()))
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -185,35 +186,66 @@ func do(t *testing.T, method, url string, body io.Reader, header ...string) resp
 	return response{status: resp.StatusCode, header: resp.Header, body: string(b)}
 }
 
+// publishText publishes like a careful backend: with an Idempotency-Key,
+// retried on connection errors (a reload closes idle keep-alive
+// connections), so a retry is never stored twice.
 func publishText(t *testing.T, base, channel, text string) string {
 	t.Helper()
-	r := do(t, "POST", base+"/comet/pub/"+channel, strings.NewReader(text), "Content-Type", "text/plain")
-	if r.status != http.StatusCreated && r.status != http.StatusAccepted {
-		t.Fatalf("publish to %s: %d %s", channel, r.status, r.body)
+	key := fmt.Sprintf("test-%d", publishKeys.Add(1))
+	for attempt := 1; ; attempt++ {
+		req, _ := http.NewRequest("POST", base+"/comet/pub/"+channel, strings.NewReader(text))
+		req.Header.Set("Content-Type", "text/plain")
+		req.Header.Set("Idempotency-Key", key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			if attempt < 3 {
+				continue
+			}
+			t.Fatalf("publish to %s: %v", channel, err)
+		}
+		body, err := readAll(resp)
+		if err != nil {
+			t.Fatalf("publish to %s: %v", channel, err)
+		}
+		if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("publish to %s: %d %s", channel, resp.StatusCode, body)
+		}
+		return jsonField(t, body, "id")
 	}
-	return jsonField(t, r.body, "id")
 }
+
+var publishKeys atomic.Int64
 
 // openStream starts a streaming subscribe request and returns its body.
 func openStream(t *testing.T, ctx context.Context, url string, header ...string) *http.Response {
 	t.Helper()
-	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	resp, err := tryStream(ctx, url, header...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+// tryStream starts a streaming subscribe request, reporting any failure.
+func tryStream(ctx context.Context, url string, header ...string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		return nil, err
 	}
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
+		return nil, fmt.Errorf("GET %s: %w", url, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, b)
 	}
-	t.Cleanup(func() { resp.Body.Close() })
-	return resp
+	return resp, nil
 }
 
 func readAll(resp *http.Response) (string, error) {

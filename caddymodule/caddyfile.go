@@ -39,6 +39,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    max_channels       <count>
 //	    publish_from       <cidr...>
 //	    publish_key        <secret>
+//	    allowed_origins    <origin...>
+//	    backend            <url>
+//	    backend_timeout    <duration>
+//	    backend_max_in_flight <count>
 //	}
 //
 // `buffer` without a pattern sets the default retention; with one, it
@@ -89,6 +93,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(h.PublishFrom) == 0 {
 				return d.ArgErr()
 			}
+		case "allowed_origins":
+			h.AllowedOrigins = append(h.AllowedOrigins, d.RemainingArgs()...)
+			if len(h.AllowedOrigins) == 0 {
+				return d.ArgErr()
+			}
+		case "backend":
+			err = oneArg(d, func(v string) error { h.Backend = v; return nil })
+		case "backend_timeout":
+			err = oneArg(d, durationInto(&h.BackendTimeout))
+		case "backend_max_in_flight":
+			err = oneArg(d, intInto(&h.BackendMaxInFlight))
 		case "publish_key":
 			err = oneArg(d, func(v string) error { h.PublishKey = v; return nil })
 		default:

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -97,6 +98,26 @@ type Handler struct {
 	// `Authorization: Bearer <key>`. Default: none.
 	PublishKey string `json:"publish_key,omitempty"`
 
+	// AllowedOrigins lists the origins (scheme://host[:port]), besides the
+	// page's own, whose pages may open a WebSocket; "*" allows any. A
+	// request without Origin (not a browser) is always allowed.
+	// Default: none (same-origin only).
+	AllowedOrigins []string `json:"allowed_origins,omitempty"`
+
+	// Backend is the URL WebSocket client messages (`op: message`) are
+	// POSTed to, with the client's cookies, Authorization and Origin and a
+	// Comet-Connection-Id header; a 200 answer goes back to that client as
+	// comet.reply. Default: none (client messages are refused).
+	Backend string `json:"backend,omitempty"`
+
+	// BackendTimeout bounds one request to the backend. Default: 10s.
+	BackendTimeout caddy.Duration `json:"backend_timeout,omitempty"`
+
+	// BackendMaxInFlight bounds the backend requests one WebSocket
+	// connection may have waiting; more are refused with a 429
+	// comet.error. Default: 4.
+	BackendMaxInFlight int `json:"backend_max_in_flight,omitempty"`
+
 	ctx     caddy.Context
 	logger  *zap.Logger
 	hub     *hub.Hub
@@ -143,6 +164,8 @@ const (
 	defaultQueueSize       = 256
 	defaultMaxBodySize     = 1 << 20
 	defaultMaxChannels     = 32
+	defaultBackendTimeout  = 10 * time.Second
+	defaultBackendInFlight = 4
 )
 
 // Provision fills in defaults, takes the hub from the pool (or makes it) and
@@ -190,6 +213,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			StreamMaxBytes:  h.StreamMaxBytes,
 			CloseDelay:      time.Duration(*h.StreamCloseDelay),
 			Unload:          h.unload,
+			WebSocket: transport.WebSocketOptions{
+				AllowedOrigins: h.AllowedOrigins,
+				MaxMessageSize: h.MaxBodySize,
+				MaxChannels:    h.MaxChannelsPerSubscription,
+				Backend:        h.forwarder(),
+			},
+			ClientAddr: func(r *http.Request) string { return clientIP(r).String() },
 		},
 		Publish:     httpapi.PublishPolicy{From: publishFrom, Key: h.PublishKey},
 		MaxBodySize: h.MaxBodySize,
@@ -200,6 +230,22 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	registerMetrics(ctx.GetMetricsRegistry(), h.Name, pooled)
 	return nil
+}
+
+// forwarder sends WebSocket client messages to the backend, when one is
+// configured.
+func (h *Handler) forwarder() *transport.Forwarder {
+	if h.Backend == "" {
+		return nil
+	}
+	timeout := time.Duration(h.BackendTimeout)
+	return &transport.Forwarder{
+		URL:          h.Backend,
+		Timeout:      timeout,
+		MaxInFlight:  h.BackendMaxInFlight,
+		MaxReplySize: h.MaxBodySize,
+		Client:       &http.Client{Timeout: timeout},
+	}
 }
 
 func (h *Handler) fillDefaults() {
@@ -241,6 +287,8 @@ func (h *Handler) fillDefaults() {
 	setDefault(&h.QueueSize, defaultQueueSize)
 	setDefault(&h.MaxBodySize, defaultMaxBodySize)
 	setDefault(&h.MaxChannelsPerSubscription, defaultMaxChannels)
+	setDefault(&h.BackendTimeout, caddy.Duration(defaultBackendTimeout))
+	setDefault(&h.BackendMaxInFlight, defaultBackendInFlight)
 	if len(h.PublishFrom) == 0 {
 		h.PublishFrom = []string{"127.0.0.0/8", "::1/128"}
 	}
@@ -271,6 +319,14 @@ func (h *Handler) Validate() error {
 	}
 	if h.LongPollTimeout < 0 || h.Heartbeat <= 0 || h.SSERetry < 0 || *h.StreamCloseDelay < 0 {
 		return fmt.Errorf("durations must not be negative, and heartbeat must be positive")
+	}
+	if h.Backend != "" {
+		if u, err := url.Parse(h.Backend); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("backend %q must be an absolute http or https URL", h.Backend)
+		}
+	}
+	if h.BackendTimeout < 0 || h.BackendMaxInFlight < 0 {
+		return fmt.Errorf("backend_timeout and backend_max_in_flight must not be negative")
 	}
 	if h.QueueSize < 0 || h.MaxBodySize < 0 || h.MaxChannelsPerSubscription < 0 || h.StreamMaxBytes < 0 {
 		return fmt.Errorf("sizes and limits must not be negative")

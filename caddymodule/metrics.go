@@ -47,6 +47,7 @@ func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(deliveriesDesc, prometheus.CounterValue, float64(st.Deliveries), c.name)
 	ch <- prometheus.MustNewConstMetric(slowDesc, prometheus.CounterValue, float64(st.SlowConsumers), c.name)
 	ch <- prometheus.MustNewConstMetric(deniedDesc, prometheus.CounterValue, float64(c.hub.counters.PublishDenied.Load()), c.name, "publish")
+	ch <- prometheus.MustNewConstMetric(deniedDesc, prometheus.CounterValue, float64(c.hub.counters.SubscribeDenied.Load()), c.name, "subscribe")
 	ch <- prometheus.MustNewConstMetric(storeErrorsDesc, prometheus.CounterValue, float64(st.StoreErrors), c.name)
 }
 

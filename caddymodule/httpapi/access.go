@@ -19,7 +19,8 @@ type PublishPolicy struct {
 
 // Counters are the API's running totals, read by the metrics.
 type Counters struct {
-	PublishDenied atomic.Uint64
+	PublishDenied   atomic.Uint64
+	SubscribeDenied atomic.Uint64
 }
 
 // authorizePublisher refuses a publisher that is not from an allowed network

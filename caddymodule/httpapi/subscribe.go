@@ -45,8 +45,17 @@ func (a *API) serveSubscribe(w http.ResponseWriter, r *http.Request, list string
 			return err
 		}
 		err = transport.ServeLongPoll(w, r, a.Hub, lp, &a.Transport)
-	default:
-		return errorf(http.StatusNotImplemented, "the %s transport is not available on this server", name)
+	case transport.WebSocket:
+		if !isUpgrade(r) {
+			return errorf(http.StatusBadRequest, "the ws transport needs a WebSocket upgrade request")
+		}
+		err = transport.ServeWebSocket(w, r, a.Hub, req, &a.Transport)
+		if errors.Is(err, transport.ErrOriginRefused) {
+			if a.Counters != nil {
+				a.Counters.SubscribeDenied.Add(1)
+			}
+			return &Error{Status: http.StatusForbidden, Err: err}
+		}
 	}
 	if err != nil && !errors.Is(err, transport.ErrWrite) {
 		return subscribeError(err)
@@ -80,12 +89,18 @@ func chooseTransport(r *http.Request) (string, error) {
 		return "", errorf(http.StatusBadRequest, "unknown transport %q; use longpoll, sse, stream or ws", name)
 	}
 	switch {
-	case strings.EqualFold(r.Header.Get("Upgrade"), "websocket"):
+	case isUpgrade(r):
 		return transport.WebSocket, nil
 	case strings.Contains(r.Header.Get("Accept"), "text/event-stream"):
 		return transport.SSE, nil
 	}
 	return transport.LongPoll, nil
+}
+
+// isUpgrade reports whether the request asks for a WebSocket (RFC 6455
+// §4.2.1); over HTTP/2 (RFC 8441) Go presents the same header.
+func isUpgrade(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
 }
 
 // longPollWait reads ?wait=N (seconds, fractions allowed), capped at the

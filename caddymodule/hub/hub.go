@@ -240,6 +240,15 @@ func (h *Hub) unregister(s *Subscription) {
 	}
 }
 
+// leave removes a subscription from one channel's set.
+func (h *Hub) leave(s *Subscription, channel string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if set := h.channels[channel]; set != nil && set.remove(s) && set.len() == 0 {
+		delete(h.channels, channel)
+	}
+}
+
 // ChannelInfo is what GET {prefix}/pub/{channel} answers.
 type ChannelInfo struct {
 	store.Info

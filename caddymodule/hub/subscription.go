@@ -168,6 +168,33 @@ func (s *Subscription) endLocked(reason error) {
 	}
 }
 
+// Leave lets go of one channel and keeps the others; a subscription left
+// with no channel is closed. It reports whether the channel was held.
+func (s *Subscription) Leave(channel string) bool {
+	s.mu.Lock()
+	held := false
+	kept := s.channels[:0]
+	for _, ch := range s.channels {
+		if ch == channel {
+			held = true
+			continue
+		}
+		kept = append(kept, ch)
+	}
+	s.channels = kept
+	empty := len(kept) == 0
+	s.mu.Unlock()
+	if !held {
+		return false
+	}
+	if empty {
+		s.Close()
+		return true
+	}
+	s.hub.leave(s, channel)
+	return true
+}
+
 // Close ends the subscription from the subscriber's side, when its
 // connection is over. It is safe to call more than once.
 func (s *Subscription) Close() {

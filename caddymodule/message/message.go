@@ -27,6 +27,8 @@ const (
 	Subscribed   = "comet.subscribed"
 	Unsubscribed = "comet.unsubscribed"
 	Error        = "comet.error"
+	// Reply carries a backend's answer to one WebSocket client message.
+	Reply = "comet.reply"
 )
 
 // Draft is a message as a publisher sent it, before the store gives it an id.
@@ -52,6 +54,13 @@ func (d *Draft) Normalize() error {
 	if err := ValidateEvent(d.Event); err != nil {
 		return err
 	}
+	return d.NormalizePayload()
+}
+
+// NormalizePayload validates and normalizes Type and Data only: for
+// payloads that belong to no channel, such as a backend's reply to a
+// WebSocket client.
+func (d *Draft) NormalizePayload() error {
 	if d.Type == "" {
 		d.Type = DefaultType
 	}
@@ -92,6 +101,9 @@ type Message struct {
 	Data    []byte
 	// Time is when the hub accepted the message, in Unix milliseconds.
 	Time int64
+	// Ref echoes a client's request reference on a WebSocket reply or
+	// error notice, so the client can match answers to requests.
+	Ref string
 
 	line []byte // the envelope followed by '\n'
 	sse  []byte // the whole SSE event, blank line included
@@ -112,6 +124,15 @@ func NewNotice(channel, name string, detail map[string]any, at time.Time) *Messa
 		m.Type = "application/json"
 		m.Data, _ = json.Marshal(detail) // a map of plain values cannot fail
 	}
+	m.encode()
+	return m
+}
+
+// NewReply makes a connection notice that carries a payload to one client:
+// a backend's answer (comet.reply) or a refusal (comet.error). payload
+// must be normalized; ref is the client's request reference, if any.
+func NewReply(name, ref string, payload Draft, at time.Time) *Message {
+	m := &Message{Event: name, Ref: ref, Type: payload.Type, Data: payload.Data, Time: at.UnixMilli()}
 	m.encode()
 	return m
 }
@@ -147,6 +168,11 @@ func (m *Message) encode() {
 	if m.Event != "" {
 		line = append(line, `"event":`...)
 		line = appendString(line, m.Event)
+		line = append(line, ',')
+	}
+	if m.Ref != "" {
+		line = append(line, `"ref":`...)
+		line = appendString(line, m.Ref)
 		line = append(line, ',')
 	}
 	if m.Type != "" {

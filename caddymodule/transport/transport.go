@@ -40,6 +40,11 @@ type Options struct {
 	// Unload is closed when the handler serving these connections is
 	// unloaded (config reload or shutdown).
 	Unload <-chan struct{}
+	// WebSocket configures the WebSocket transport.
+	WebSocket WebSocketOptions
+	// ClientAddr tells the client's address, for X-Forwarded-For on
+	// requests made on its behalf.
+	ClientAddr func(*http.Request) string
 }
 
 // writeTimeout bounds one write to a subscriber. A socket that accepts

@@ -1,0 +1,427 @@
+package transport
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/cometbox/cometbox/caddymodule/hub"
+	"github.com/cometbox/cometbox/caddymodule/message"
+)
+
+// WebSocketOptions configure the WebSocket transport (SPEC §4).
+type WebSocketOptions struct {
+	// AllowedOrigins lists the origins, besides the page's own, whose pages
+	// may open a WebSocket; "*" allows any.
+	AllowedOrigins []string
+	// MaxMessageSize bounds one client frame, in bytes.
+	MaxMessageSize int64
+	// MaxChannels bounds the channels one connection may hold.
+	MaxChannels int
+	// Authorize, when set, is asked before a channel is subscribed at
+	// runtime; a non-nil answer refuses it.
+	Authorize func(r *http.Request, channel string) error
+	// Backend receives client messages; see Forwarder.
+	Backend *Forwarder
+}
+
+// ErrOriginRefused is returned before the upgrade when the page's origin
+// may not open a WebSocket here: cross-site WebSocket hijacking would
+// otherwise let any site read a user's channels with the user's cookies.
+var ErrOriginRefused = errors.New("websocket origin not allowed (allowed_origins)")
+
+// ServeWebSocket upgrades the request and holds the socket: one text frame
+// per envelope out, JSON control frames in (subscribe, unsubscribe, ack,
+// message).
+func ServeWebSocket(w http.ResponseWriter, r *http.Request, h *hub.Hub, req hub.SubscribeRequest, opts *Options) error {
+	if !OriginAllowed(r, opts.WebSocket.AllowedOrigins) {
+		return ErrOriginRefused
+	}
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		InsecureSkipVerify: true, // the origin was checked above, against our own list
+		// Without context takeover a connection keeps no 32 KiB window
+		// between messages; small envelopes stay uncompressed.
+		CompressionMode: websocket.CompressionNoContextTakeover,
+	})
+	if err != nil {
+		return nil // Accept has answered the client already
+	}
+	conn.SetReadLimit(opts.WebSocket.MaxMessageSize)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &wsConn{
+		conn:   conn,
+		hub:    h,
+		opts:   opts,
+		req:    r,
+		id:     newConnectionID(),
+		queue:  hub.NewQueue(h.QueueLimit()),
+		subs:   make(map[string]*hub.Subscription),
+		ctx:    ctx,
+		cancel: cancel,
+	}
+	defer c.close()
+	if len(req.Channels) > 0 {
+		if err := c.subscribe(req.Channels, req.Cursor, ""); err != nil {
+			conn.Close(websocket.StatusInternalError, "subscribe failed")
+			return nil
+		}
+	}
+	readerDone := make(chan struct{})
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer close(readerDone)
+		c.readLoop()
+	}()
+	c.writeLoop(r, readerDone)
+	return nil
+}
+
+// wsConn is one WebSocket subscriber: its socket, the subscriptions it
+// holds, and the one bounded queue they all feed.
+type wsConn struct {
+	conn  *websocket.Conn
+	hub   *hub.Hub
+	opts  *Options
+	req   *http.Request
+	id    string
+	queue *hub.Queue
+
+	mu       sync.Mutex
+	subs     map[string]*hub.Subscription // by channel
+	acked    message.Cursor
+	inFlight int // backend requests waiting
+
+	ctx    context.Context // ends with the connection; cancels backend calls
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the reader, pings and backend calls
+}
+
+// writeLoop sends queued frames until the connection ends, pinging on
+// every heartbeat and closing with 1001 after an unload.
+func (c *wsConn) writeLoop(r *http.Request, readerDone <-chan struct{}) {
+	ping := time.NewTicker(c.opts.Heartbeat)
+	defer ping.Stop()
+	unload := c.opts.Unload
+	var closeTimer <-chan time.Time
+	var frames []*message.Message
+	for {
+		select {
+		case <-c.queue.Ready():
+			var ended error
+			frames, ended = c.queue.Drain(frames[:0])
+			if err := c.write(frames); err != nil {
+				return
+			}
+			clear(frames)
+			if ended != nil {
+				code, reason := closeCode(ended)
+				c.conn.Close(code, reason)
+				return
+			}
+		case <-ping.C:
+			c.ping()
+		case <-unload:
+			unload = nil
+			closeTimer = time.After(c.opts.closeDelay())
+		case <-closeTimer:
+			c.conn.Close(websocket.StatusGoingAway, reasonUnload)
+			return
+		case <-readerDone:
+			return
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+func (c *wsConn) write(frames []*message.Message) error {
+	ctx, cancel := context.WithTimeout(c.ctx, writeTimeout)
+	defer cancel()
+	for _, m := range frames {
+		if err := c.conn.Write(ctx, websocket.MessageText, m.Envelope()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// closeCode maps why the hub ended a subscription to a close frame.
+func closeCode(ended error) (websocket.StatusCode, string) {
+	switch {
+	case errors.Is(ended, hub.ErrSlowConsumer):
+		// RFC 6455 §7.4.1: 1008, the endpoint's policy; the client resumes
+		// by cursor.
+		return websocket.StatusPolicyViolation, "slow consumer: outbound queue full"
+	case errors.Is(ended, hub.ErrResync):
+		return websocket.StatusServiceRestart, "resume by cursor"
+	default:
+		return websocket.StatusGoingAway, ended.Error()
+	}
+}
+
+// ping checks that the peer still answers; one that does not within a
+// heartbeat is cut, freeing the socket.
+func (c *wsConn) ping() {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		ctx, cancel := context.WithTimeout(c.ctx, c.opts.Heartbeat)
+		defer cancel()
+		if err := c.conn.Ping(ctx); err != nil && c.ctx.Err() == nil {
+			c.conn.CloseNow()
+		}
+	}()
+}
+
+// readLoop handles client frames until the socket ends. coder/websocket
+// answers pings and enforces the frame size limit (closing with 1009)
+// while a Read is pending, so a Read is always pending.
+func (c *wsConn) readLoop() {
+	for {
+		typ, data, err := c.conn.Read(c.ctx)
+		if err != nil {
+			return
+		}
+		if typ != websocket.MessageText {
+			c.conn.Close(websocket.StatusUnsupportedData, "binary frames are not accepted; send JSON text frames")
+			return
+		}
+		c.handle(data)
+	}
+}
+
+// clientFrame is what a client may send.
+type clientFrame struct {
+	Op      string          `json:"op"`
+	Channel string          `json:"channel"`
+	LastID  string          `json:"last_id"`
+	Data    json.RawMessage `json:"data"`
+	Ref     string          `json:"ref"`
+}
+
+// maxRefLen bounds a client's request reference, which is echoed back.
+const maxRefLen = 64
+
+func (c *wsConn) handle(data []byte) {
+	var f clientFrame
+	if err := json.Unmarshal(data, &f); err != nil {
+		c.fail("", "", http.StatusBadRequest, "frame is not a JSON object: "+err.Error())
+		return
+	}
+	if len(f.Ref) > maxRefLen {
+		c.fail("", f.Channel, http.StatusBadRequest, fmt.Sprintf("ref is longer than %d bytes", maxRefLen))
+		return
+	}
+	switch f.Op {
+	case "subscribe":
+		c.handleSubscribe(f)
+	case "unsubscribe":
+		c.handleUnsubscribe(f)
+	case "ack":
+		cursor, err := message.ParseCursor(f.LastID)
+		if err != nil || cursor.IsZero() {
+			c.fail(f.Ref, "", http.StatusBadRequest, "ack: "+message.ErrMalformedCursor.Error())
+			return
+		}
+		c.mu.Lock()
+		c.acked = cursor
+		c.mu.Unlock()
+	case "message":
+		if c.opts.WebSocket.Backend == nil {
+			c.fail(f.Ref, "", http.StatusNotImplemented, "no backend is configured for client messages")
+			return
+		}
+		c.opts.WebSocket.Backend.forward(c, f.Ref, f.Data)
+	default:
+		c.fail(f.Ref, "", http.StatusBadRequest, fmt.Sprintf("unknown op %q; use subscribe, unsubscribe, ack or message", f.Op))
+	}
+}
+
+func (c *wsConn) handleSubscribe(f clientFrame) {
+	if err := message.ValidateChannel(f.Channel); err != nil {
+		c.fail(f.Ref, f.Channel, http.StatusBadRequest, err.Error())
+		return
+	}
+	cursor, err := message.ParseCursor(f.LastID)
+	if err != nil {
+		c.fail(f.Ref, f.Channel, http.StatusBadRequest, "last_id: "+err.Error())
+		return
+	}
+	if auth := c.opts.WebSocket.Authorize; auth != nil {
+		if err := auth(c.req, f.Channel); err != nil {
+			c.fail(f.Ref, f.Channel, http.StatusForbidden, err.Error())
+			return
+		}
+	}
+	if err := c.subscribe([]string{f.Channel}, cursor, f.Ref); err != nil {
+		c.fail(f.Ref, f.Channel, http.StatusServiceUnavailable, err.Error())
+	}
+}
+
+func (c *wsConn) handleUnsubscribe(f clientFrame) {
+	c.mu.Lock()
+	sub := c.subs[f.Channel]
+	delete(c.subs, f.Channel)
+	c.mu.Unlock()
+	if sub == nil || !sub.Leave(f.Channel) {
+		c.fail(f.Ref, f.Channel, http.StatusNotFound, "not subscribed to this channel")
+		return
+	}
+	c.send(message.NewNotice(f.Channel, message.Unsubscribed, refDetail(f.Ref), time.Now()))
+}
+
+// subscribe registers one hub subscription for channels not yet held. The
+// comet.subscribed notices go first into the sink, after registration, so a
+// client that sees them gets everything published afterwards.
+func (c *wsConn) subscribe(channels []string, cursor message.Cursor, ref string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var fresh []string
+	for _, ch := range channels {
+		if sub := c.subs[ch]; sub != nil && slicesContains(sub.Channels(), ch) {
+			continue // already held: subscribing twice is harmless
+		}
+		fresh = append(fresh, ch)
+	}
+	if len(c.heldLocked())+len(fresh) > c.opts.WebSocket.MaxChannels {
+		return fmt.Errorf("more than %d channels on one connection", c.opts.WebSocket.MaxChannels)
+	}
+	notices := make([]*message.Message, 0, len(channels))
+	for _, ch := range channels {
+		notices = append(notices, message.NewNotice(ch, message.Subscribed, refDetail(ref), time.Now()))
+	}
+	if len(fresh) == 0 {
+		c.queue.Start(notices)
+		return nil
+	}
+	sub, err := c.hub.Subscribe(c.ctx, hub.SubscribeRequest{Channels: fresh, Cursor: cursor, Transport: WebSocket},
+		&channelSink{queue: c.queue, preface: notices})
+	if err != nil {
+		return err
+	}
+	for _, ch := range fresh {
+		c.subs[ch] = sub
+	}
+	return nil
+}
+
+func (c *wsConn) heldLocked() []string {
+	var held []string
+	for ch, sub := range c.subs {
+		if slicesContains(sub.Channels(), ch) {
+			held = append(held, ch)
+		}
+	}
+	return held
+}
+
+// send queues one frame for this client; a client whose queue is full is a
+// slow consumer and is cut.
+func (c *wsConn) send(m *message.Message) {
+	if !c.queue.Send(m) {
+		c.queue.Close(hub.ErrSlowConsumer)
+	}
+}
+
+// fail tells the client a request was refused, with an HTTP-like status;
+// the connection and its other subscriptions go on.
+func (c *wsConn) fail(ref, channel string, status int, reason string) {
+	detail := map[string]any{"status": status, "reason": reason}
+	if channel != "" {
+		detail["channel"] = channel
+	}
+	body, _ := json.Marshal(detail)
+	c.send(message.NewReply(message.Error, ref, message.Draft{Type: "application/json", Data: body}, time.Now()))
+}
+
+func refDetail(ref string) map[string]any {
+	if ref == "" {
+		return nil
+	}
+	return map[string]any{"ref": ref}
+}
+
+// close ends every subscription and waits for the connection's goroutines.
+func (c *wsConn) close() {
+	c.mu.Lock()
+	subs := c.subs
+	c.subs = nil
+	c.mu.Unlock()
+	for _, sub := range subs {
+		sub.Close()
+	}
+	c.cancel()
+	c.conn.CloseNow()
+	c.wg.Wait()
+}
+
+// channelSink feeds one hub subscription into the connection's queue. It
+// differs from the queue itself in one way: a subscription that ends because
+// its channels were deleted ends only itself, not the whole connection.
+type channelSink struct {
+	queue   *hub.Queue
+	preface []*message.Message
+}
+
+func (s *channelSink) Start(replay []*message.Message) {
+	s.queue.Start(append(s.preface, replay...))
+}
+
+func (s *channelSink) Send(m *message.Message) bool { return s.queue.Send(m) }
+
+func (s *channelSink) Close(reason error) {
+	if errors.Is(reason, hub.ErrChannelsDeleted) {
+		return // the comet.deleted notice went out; other channels go on
+	}
+	s.queue.Close(reason)
+}
+
+// OriginAllowed reports whether a request's Origin may use this server: no
+// Origin (not a browser), the page's own host, or one of the allowed
+// origins ("*" for any).
+func OriginAllowed(r *http.Request, allowed []string) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	for _, a := range allowed {
+		if a == "*" || strings.EqualFold(strings.TrimSuffix(a, "/"), origin) {
+			return true
+		}
+	}
+	return false
+}
+
+func newConnectionID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func slicesContains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
