@@ -126,6 +126,9 @@ func (c *wsConn) writeLoop(r *http.Request, readerDone <-chan struct{}) {
 			}
 			clear(frames)
 			if ended != nil {
+				// Let go of the hub first, so that once the client reads
+				// the close frame it is no longer counted anywhere.
+				c.closeSubscriptions()
 				code, reason := closeCode(ended)
 				c.conn.Close(code, reason)
 				return
@@ -355,16 +358,20 @@ func refDetail(ref string) map[string]any {
 
 // close ends every subscription and waits for the connection's goroutines.
 func (c *wsConn) close() {
+	c.closeSubscriptions()
+	c.cancel()
+	c.conn.CloseNow()
+	c.wg.Wait()
+}
+
+func (c *wsConn) closeSubscriptions() {
 	c.mu.Lock()
 	subs := c.subs
 	c.subs = nil
 	c.mu.Unlock()
 	for _, sub := range subs {
-		sub.Close()
+		sub.Close() // several channels may share one; Close is idempotent
 	}
-	c.cancel()
-	c.conn.CloseNow()
-	c.wg.Wait()
 }
 
 // channelSink feeds one hub subscription into the connection's queue. It
