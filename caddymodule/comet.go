@@ -89,9 +89,10 @@ type Handler struct {
 	MaxChannelsPerSubscription int `json:"max_channels_per_subscription,omitempty"`
 
 	// PublishFrom lists the client networks (CIDR or single addresses) that
-	// may publish, read channel info and delete channels. The client
-	// address honours the server's trusted_proxies. Default: loopback only
-	// (127.0.0.0/8 and ::1).
+	// may publish, read channel info and delete channels; the word `unix`
+	// admits peers on a unix socket the site listens on. The client address
+	// honours the server's trusted_proxies. Default: loopback and unix
+	// sockets (127.0.0.0/8, ::1, unix).
 	PublishFrom []string `json:"publish_from,omitempty"`
 
 	// PublishKey, when set, must also be presented by publishers as
@@ -175,7 +176,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.fillDefaults()
 
-	publishFrom, err := parsePrefixes(h.PublishFrom)
+	publishFrom, fromUnix, err := parsePublishFrom(h.PublishFrom)
 	if err != nil {
 		return fmt.Errorf("publish_from: %w", err)
 	}
@@ -221,7 +222,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			},
 			ClientAddr: func(r *http.Request) string { return clientIP(r).String() },
 		},
-		Publish:     httpapi.PublishPolicy{From: publishFrom, Key: h.PublishKey},
+		Publish:     httpapi.PublishPolicy{From: publishFrom, FromUnix: fromUnix, Key: h.PublishKey},
 		MaxBodySize: h.MaxBodySize,
 		MaxChannels: h.MaxChannelsPerSubscription,
 		ClientIP:    clientIP,
@@ -290,7 +291,7 @@ func (h *Handler) fillDefaults() {
 	setDefault(&h.BackendTimeout, caddy.Duration(defaultBackendTimeout))
 	setDefault(&h.BackendMaxInFlight, defaultBackendInFlight)
 	if len(h.PublishFrom) == 0 {
-		h.PublishFrom = []string{"127.0.0.0/8", "::1/128"}
+		h.PublishFrom = []string{"127.0.0.0/8", "::1/128", "unix"}
 	}
 }
 
@@ -398,24 +399,27 @@ func clientIP(r *http.Request) netip.Addr {
 	return httpapi.PeerAddr(r)
 }
 
-func parsePrefixes(list []string) ([]netip.Prefix, error) {
-	out := make([]netip.Prefix, 0, len(list))
+// parsePublishFrom reads CIDRs, single addresses and the word `unix`.
+func parsePublishFrom(list []string) (prefixes []netip.Prefix, unix bool, err error) {
 	for _, s := range list {
-		if !strings.Contains(s, "/") {
+		switch {
+		case s == "unix":
+			unix = true
+		case !strings.Contains(s, "/"):
 			ip, err := netip.ParseAddr(s)
 			if err != nil {
-				return nil, fmt.Errorf("%q is neither an address nor a CIDR", s)
+				return nil, false, fmt.Errorf("%q is neither an address, a CIDR nor unix", s)
 			}
-			out = append(out, netip.PrefixFrom(ip, ip.BitLen()))
-			continue
+			prefixes = append(prefixes, netip.PrefixFrom(ip, ip.BitLen()))
+		default:
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				return nil, false, fmt.Errorf("%q: %w", s, err)
+			}
+			prefixes = append(prefixes, p.Masked())
 		}
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return nil, fmt.Errorf("%q: %w", s, err)
-		}
-		out = append(out, p.Masked())
 	}
-	return out, nil
+	return prefixes, unix, nil
 }
 
 // Interface guards
