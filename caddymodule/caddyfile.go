@@ -39,6 +39,14 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    max_channels       <count>
 //	    publish_from       <cidr...>
 //	    publish_key        <secret>
+//	    public             <pattern...>
+//	    token_key          <secret>
+//	    token_cookie       <name>
+//	    authorize          <url>
+//	    authorize_cache    <duration>
+//	    max_subscribers_per_channel <count>
+//	    max_hub_channels   <count>
+//	    max_connections_per_ip <count>
 //	    allowed_origins    <origin...>
 //	    backend            <url>
 //	    backend_timeout    <duration>
@@ -93,6 +101,25 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(h.PublishFrom) == 0 {
 				return d.ArgErr()
 			}
+		case "public":
+			h.Public = append(h.Public, d.RemainingArgs()...)
+			if len(h.Public) == 0 {
+				return d.ArgErr()
+			}
+		case "token_key":
+			err = oneArg(d, func(v string) error { h.TokenKey = v; return nil })
+		case "token_cookie":
+			err = oneArg(d, func(v string) error { h.TokenCookie = v; return nil })
+		case "authorize":
+			err = oneArg(d, func(v string) error { h.Authorize = v; return nil })
+		case "authorize_cache":
+			err = oneArg(d, durationInto(&h.AuthorizeCache))
+		case "max_subscribers_per_channel":
+			err = oneArg(d, intInto(&h.MaxSubscribersPerChannel))
+		case "max_hub_channels":
+			err = oneArg(d, intInto(&h.MaxHubChannels))
+		case "max_connections_per_ip":
+			err = oneArg(d, intInto(&h.MaxConnectionsPerIP))
 		case "allowed_origins":
 			h.AllowedOrigins = append(h.AllowedOrigins, d.RemainingArgs()...)
 			if len(h.AllowedOrigins) == 0 {

@@ -17,8 +17,10 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/cometbox/cometbox/caddymodule/auth"
 	"github.com/cometbox/cometbox/caddymodule/httpapi"
 	"github.com/cometbox/cometbox/caddymodule/hub"
+	"github.com/cometbox/cometbox/caddymodule/message"
 	"github.com/cometbox/cometbox/caddymodule/transport"
 )
 
@@ -99,8 +101,48 @@ type Handler struct {
 	// `Authorization: Bearer <key>`. Default: none.
 	PublishKey string `json:"publish_key,omitempty"`
 
+	// Public lists channel patterns anyone may subscribe to when TokenKey
+	// or Authorize protect the others. `*` matches any run of characters.
+	Public []string `json:"public,omitempty"`
+
+	// TokenKey, when set, protects channels: a subscriber needs an HS256
+	// JSON Web Token signed with this key whose `channels` claim (patterns)
+	// covers the channel and whose `exp` has not passed. It is read from
+	// `Authorization: Bearer`, `?token=` or the TokenCookie cookie.
+	// Default: none.
+	TokenKey string `json:"token_key,omitempty"`
+
+	// TokenCookie names the cookie a subscribe token may come in.
+	// Default: "comet_token".
+	TokenCookie string `json:"token_cookie,omitempty"`
+
+	// Authorize, when set, protects channels: the URL is asked with a GET
+	// carrying the subscriber's cookies and Authorization and the channel
+	// (`?channel=` and a Comet-Channel header); 2xx allows, any other status
+	// is passed back to the subscriber. A `Comet-Expires: <unix seconds>`
+	// answer header ends the subscription then. Default: none.
+	Authorize string `json:"authorize,omitempty"`
+
+	// AuthorizeCache is how long an answer of Authorize is reused for the
+	// same session (cookies and Authorization) and channel. Default: 30s.
+	AuthorizeCache caddy.Duration `json:"authorize_cache,omitempty"`
+
+	// MaxSubscribersPerChannel bounds one channel's subscribers; more are
+	// refused with 429. Default: 50000.
+	MaxSubscribersPerChannel int `json:"max_subscribers_per_channel,omitempty"`
+
+	// MaxHubChannels bounds the channels the hub holds, with history or
+	// with subscribers; publishing to one more is refused with 507,
+	// subscribing with 429. Default: 100000.
+	MaxHubChannels int `json:"max_hub_channels,omitempty"`
+
+	// MaxConnectionsPerIP bounds the subscriber connections held for one
+	// client address; more are refused with 429. Default: 1000.
+	MaxConnectionsPerIP int `json:"max_connections_per_ip,omitempty"`
+
 	// AllowedOrigins lists the origins (scheme://host[:port]), besides the
-	// page's own, whose pages may open a WebSocket; "*" allows any. A
+	// page's own, whose pages may subscribe (CORS, with credentials) and
+	// open a WebSocket; "*" allows any origin, without credentials. A
 	// request without Origin (not a browser) is always allowed.
 	// Default: none (same-origin only).
 	AllowedOrigins []string `json:"allowed_origins,omitempty"`
@@ -167,6 +209,16 @@ const (
 	defaultMaxChannels     = 32
 	defaultBackendTimeout  = 10 * time.Second
 	defaultBackendInFlight = 4
+	defaultTokenCookie     = "comet_token"
+	defaultAuthorizeCache  = 30 * time.Second
+	defaultMaxSubscribers  = 50_000
+	defaultMaxHubChannels  = 100_000
+	defaultMaxConnsPerIP   = 1000
+	// tokenLeeway bounds the clock skew tolerated between the app that
+	// mints tokens and this server.
+	tokenLeeway = 30 * time.Second
+	// authorizeTimeout bounds one question to the app.
+	authorizeTimeout = 5 * time.Second
 )
 
 // Provision fills in defaults, takes the hub from the pool (or makes it) and
@@ -186,7 +238,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	value, _, err := hubs.LoadOrNew(h.Name, func() (caddy.Destructor, error) {
-		return newPooledHub(h.Store, rules, h.QueueSize)
+		return newPooledHub(h.Store, rules, h.QueueSize, h.MaxHubChannels)
 	})
 	if err != nil {
 		return fmt.Errorf("comet hub %q: %w", h.Name, err)
@@ -199,6 +251,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	// Settings of the new config apply to the hub that survived the reload.
 	h.hub.SetRetention(rules)
 	h.hub.SetQueueLimit(h.QueueSize)
+	h.hub.SetLimits(hub.Limits{SubscribersPerChannel: h.MaxSubscribersPerChannel, Channels: h.MaxHubChannels})
+	pooled.connections.SetMax(h.MaxConnectionsPerIP)
 
 	h.unload = make(chan struct{})
 	h.stopped = make(chan struct{})
@@ -228,10 +282,38 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		ClientIP:    clientIP,
 		Logger:      h.logger,
 		Counters:    &pooled.counters,
+		Auth:        h.authPolicy(),
+		CORS:        httpapi.CORS{Origins: h.AllowedOrigins},
+		Connections: &pooled.connections,
 	}
+	h.api.Transport.WebSocket.Authorize = h.api.AuthorizeRuntime
 	registerMetrics(ctx.GetMetricsRegistry(), h.Name, pooled)
 	return nil
 }
+
+// authPolicy builds the subscriber authorization of SPEC §6.
+func (h *Handler) authPolicy() *auth.Policy {
+	p := &auth.Policy{TokenCookie: h.TokenCookie, Leeway: tokenLeeway, Now: time.Now}
+	for _, pattern := range h.Public {
+		p.Public = append(p.Public, message.Pattern(pattern))
+	}
+	if h.TokenKey != "" {
+		p.TokenKey = []byte(h.TokenKey)
+	}
+	if h.Authorize != "" {
+		p.Authorizer = &auth.Authorizer{
+			URL:        h.Authorize,
+			Client:     &http.Client{Timeout: authorizeTimeout},
+			CacheTTL:   time.Duration(h.AuthorizeCache),
+			MaxEntries: authorizeCacheEntries,
+			Now:        time.Now,
+		}
+	}
+	return p
+}
+
+// authorizeCacheEntries bounds the authorize answers kept.
+const authorizeCacheEntries = 100_000
 
 // forwarder sends WebSocket client messages to the backend, when one is
 // configured.
@@ -288,6 +370,11 @@ func (h *Handler) fillDefaults() {
 	setDefault(&h.QueueSize, defaultQueueSize)
 	setDefault(&h.MaxBodySize, defaultMaxBodySize)
 	setDefault(&h.MaxChannelsPerSubscription, defaultMaxChannels)
+	setDefault(&h.TokenCookie, defaultTokenCookie)
+	setDefault(&h.AuthorizeCache, caddy.Duration(defaultAuthorizeCache))
+	setDefault(&h.MaxSubscribersPerChannel, defaultMaxSubscribers)
+	setDefault(&h.MaxHubChannels, defaultMaxHubChannels)
+	setDefault(&h.MaxConnectionsPerIP, defaultMaxConnsPerIP)
 	setDefault(&h.BackendTimeout, caddy.Duration(defaultBackendTimeout))
 	setDefault(&h.BackendMaxInFlight, defaultBackendInFlight)
 	if len(h.PublishFrom) == 0 {
@@ -325,6 +412,17 @@ func (h *Handler) Validate() error {
 		if u, err := url.Parse(h.Backend); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("backend %q must be an absolute http or https URL", h.Backend)
 		}
+	}
+	if h.Authorize != "" {
+		if u, err := url.Parse(h.Authorize); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("authorize %q must be an absolute http or https URL", h.Authorize)
+		}
+	}
+	if len(h.Public) > 0 && h.TokenKey == "" && h.Authorize == "" {
+		return fmt.Errorf("public only means something with token_key or authorize: without them every channel is open")
+	}
+	if h.MaxSubscribersPerChannel < 0 || h.MaxHubChannels < 0 || h.MaxConnectionsPerIP < 0 || h.AuthorizeCache < 0 {
+		return fmt.Errorf("limits must not be negative")
 	}
 	if h.BackendTimeout < 0 || h.BackendMaxInFlight < 0 {
 		return fmt.Errorf("backend_timeout and backend_max_in_flight must not be negative")

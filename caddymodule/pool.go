@@ -20,13 +20,14 @@ var hubs = caddy.NewUsagePool()
 
 // pooledHub is a hub with what must outlive a single config along with it.
 type pooledHub struct {
-	hub      *hub.Hub
-	store    string
-	counters httpapi.Counters
+	hub         *hub.Hub
+	store       string
+	counters    httpapi.Counters
+	connections httpapi.ConnectionLimiter
 }
 
-func newPooledHub(storeName string, rules store.RetentionFunc, queueSize int) (*pooledHub, error) {
-	st, err := memory.New(memory.Options{Retention: rules})
+func newPooledHub(storeName string, rules store.RetentionFunc, queueSize, maxChannels int) (*pooledHub, error) {
+	st, err := memory.New(memory.Options{Retention: rules, MaxChannels: maxChannels})
 	if err != nil {
 		return nil, fmt.Errorf("open %s store: %w", storeName, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/cometbox/cometbox/caddymodule/auth"
 	"github.com/cometbox/cometbox/caddymodule/hub"
 	"github.com/cometbox/cometbox/caddymodule/transport"
 )
@@ -35,6 +36,13 @@ type API struct {
 	ClientIP func(*http.Request) netip.Addr
 	Logger   *zap.Logger
 	Counters *Counters
+	// Auth decides who may subscribe to what; nil leaves every channel open.
+	Auth *auth.Policy
+	// CORS answers cross-origin subscribers.
+	CORS CORS
+	// Connections bounds subscriber connections per client address; it
+	// outlives reloads with the hub.
+	Connections *ConnectionLimiter
 }
 
 // Error is an answer before the first byte: a status and the reason the
@@ -98,8 +106,13 @@ func WriteError(w http.ResponseWriter, e *Error) {
 
 func (a *API) logRefusal(r *http.Request, e *Error) {
 	level := zapcore.DebugLevel
-	if e.Status >= 500 {
+	switch {
+	case e.Status >= 500:
 		level = zapcore.ErrorLevel
+	case e.Status == 401 || e.Status == 403 || e.Status == 413 || e.Status == 429:
+		// Refusals by policy or limit say what and who, at a level an
+		// operator sees by default.
+		level = zapcore.InfoLevel
 	}
 	if c := a.Logger.Check(level, "comet request refused"); c != nil {
 		c.Write(

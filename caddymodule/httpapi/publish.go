@@ -135,8 +135,11 @@ func validateIdempotencyKey(key string) *Error {
 // storeError turns a store failure into 503, so that a publisher retries
 // (with its Idempotency-Key) rather than believing the message was sent.
 func storeError(err error) *Error {
-	if errors.Is(err, store.ErrUnavailable) {
+	switch {
+	case errors.Is(err, store.ErrUnavailable):
 		return &Error{Status: http.StatusServiceUnavailable, Err: err}
+	case errors.Is(err, store.ErrTooManyChannels):
+		return &Error{Status: http.StatusInsufficientStorage, Err: err}
 	}
 	return &Error{Status: http.StatusInternalServerError, Err: err}
 }

@@ -1,12 +1,14 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/cometbox/cometbox/caddymodule/auth"
 	"github.com/cometbox/cometbox/caddymodule/hub"
 	"github.com/cometbox/cometbox/caddymodule/message"
 	"github.com/cometbox/cometbox/caddymodule/transport"
@@ -16,9 +18,14 @@ import (
 // request asks for (SPEC §2): `?transport=` first, then `Upgrade: websocket`,
 // then `Accept: text/event-stream`, else long-poll.
 func (a *API) serveSubscribe(w http.ResponseWriter, r *http.Request, list string) error {
-	if r.Method != http.MethodGet {
-		return allow(w, "GET")
+	if r.Method == http.MethodOptions {
+		a.CORS.preflight(w, r)
+		return nil
 	}
+	if r.Method != http.MethodGet {
+		return allow(w, "GET, OPTIONS")
+	}
+	a.CORS.apply(w, r)
 	channels, err := message.ParseChannelList(list, a.MaxChannels)
 	if err != nil {
 		return &Error{Status: http.StatusBadRequest, Err: err}
@@ -30,6 +37,24 @@ func (a *API) serveSubscribe(w http.ResponseWriter, r *http.Request, list string
 	name, err := chooseTransport(r)
 	if err != nil {
 		return err
+	}
+	until, err := a.Auth.Check(r.Context(), r, channels)
+	if err != nil {
+		return a.denied(err)
+	}
+	if !until.IsZero() {
+		// The grant ends the subscription when it expires; the transports
+		// tell the client why (transport.ErrGrantExpired).
+		ctx, cancel := context.WithDeadlineCause(r.Context(), until, transport.ErrGrantExpired)
+		defer cancel()
+		r = r.WithContext(ctx)
+	}
+	ip := a.clientIP(r)
+	if a.Connections != nil {
+		if !a.Connections.acquire(ip) {
+			return errorf(http.StatusTooManyRequests, "too many subscriber connections from %s (max_connections_per_ip)", ip)
+		}
+		defer a.Connections.release(ip)
 	}
 	req := hub.SubscribeRequest{Channels: channels, Cursor: cursor, Transport: name}
 	switch name {
@@ -118,8 +143,36 @@ func (a *API) longPollWait(r *http.Request) (time.Duration, error) {
 }
 
 func subscribeError(err error) error {
-	if errors.Is(err, hub.ErrHubClosed) {
+	var full *hub.LimitError
+	switch {
+	case errors.As(err, &full):
+		return &Error{Status: http.StatusTooManyRequests, Err: err}
+	case errors.Is(err, hub.ErrHubClosed):
 		return &Error{Status: http.StatusServiceUnavailable, Err: err}
 	}
 	return storeError(err)
+}
+
+// denied turns an authorization refusal into its answer and counts it.
+func (a *API) denied(err error) error {
+	if a.Counters != nil {
+		a.Counters.SubscribeDenied.Add(1)
+	}
+	var d *auth.Denied
+	if errors.As(err, &d) {
+		return &Error{Status: d.Status, Err: d}
+	}
+	return &Error{Status: http.StatusForbidden, Err: err}
+}
+
+// AuthorizeRuntime is the WebSocket transport's check for a channel
+// subscribed after the upgrade: the same policy as an HTTP subscribe.
+func (a *API) AuthorizeRuntime(r *http.Request, channel string) (time.Time, error) {
+	until, err := a.Auth.Check(r.Context(), r, []string{channel})
+	if err != nil {
+		if a.Counters != nil {
+			a.Counters.SubscribeDenied.Add(1)
+		}
+	}
+	return until, err
 }

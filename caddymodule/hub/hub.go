@@ -24,6 +24,7 @@ type Hub struct {
 	now   func() time.Time
 
 	queueLimit atomic.Int64
+	limits     atomic.Pointer[Limits]
 	stats      counters
 
 	mu          sync.RWMutex
@@ -32,11 +33,25 @@ type Hub struct {
 	closed      bool
 }
 
+// Limits bound what subscribers can make the hub hold; 0 is no limit.
+type Limits struct {
+	// SubscribersPerChannel bounds one channel's subscriptions.
+	SubscribersPerChannel int
+	// Channels bounds the channels with subscribers.
+	Channels int
+}
+
+// LimitError is a subscription refused by a limit.
+type LimitError struct{ Reason string }
+
+func (e *LimitError) Error() string { return e.Reason }
+
 // Options configure a hub.
 type Options struct {
 	// QueueLimit is how many live frames a subscriber may have waiting
 	// before it is cut as a slow consumer.
 	QueueLimit int
+	Limits     Limits
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -54,12 +69,16 @@ func New(st store.Store, opts Options) *Hub {
 		byTransport: make(map[string]int),
 	}
 	h.SetQueueLimit(opts.QueueLimit)
+	h.SetLimits(opts.Limits)
 	st.Listen(h.deliver)
 	return h
 }
 
 // SetQueueLimit changes the per-subscriber queue limit, as after a reload.
 func (h *Hub) SetQueueLimit(limit int) { h.queueLimit.Store(int64(max(limit, 1))) }
+
+// SetLimits changes the subscription limits, as after a reload.
+func (h *Hub) SetLimits(l Limits) { h.limits.Store(&l) }
 
 // QueueLimit is the per-subscriber queue limit in force.
 func (h *Hub) QueueLimit() int { return int(h.queueLimit.Load()) }
@@ -215,6 +234,9 @@ func (h *Hub) register(s *Subscription) error {
 	if h.closed {
 		return ErrHubClosed
 	}
+	if err := h.checkLimitsLocked(s.channels); err != nil {
+		return err
+	}
 	for _, ch := range s.channels {
 		set := h.channels[ch]
 		if set == nil {
@@ -224,6 +246,27 @@ func (h *Hub) register(s *Subscription) error {
 		set.add(s)
 	}
 	h.byTransport[s.transport]++
+	return nil
+}
+
+// checkLimitsLocked refuses a subscription that would pass a limit, before
+// anything is registered.
+func (h *Hub) checkLimitsLocked(channels []string) error {
+	l := h.limits.Load()
+	fresh := 0
+	for _, ch := range channels {
+		set := h.channels[ch]
+		if set == nil {
+			fresh++
+			continue
+		}
+		if l.SubscribersPerChannel > 0 && set.len() >= l.SubscribersPerChannel {
+			return &LimitError{Reason: fmt.Sprintf("channel %q has %d subscribers, the most allowed (max_subscribers_per_channel)", ch, set.len())}
+		}
+	}
+	if l.Channels > 0 && fresh > 0 && len(h.channels)+fresh > l.Channels {
+		return &LimitError{Reason: fmt.Sprintf("the hub holds %d channels with subscribers, the most allowed (max_hub_channels)", len(h.channels))}
+	}
 	return nil
 }
 

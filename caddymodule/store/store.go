@@ -16,6 +16,10 @@ import (
 // meet it are refused with 503 rather than silently dropped.
 var ErrUnavailable = errors.New("store unavailable")
 
+// ErrTooManyChannels is returned by an append that would create a channel
+// past the store's limit. Nothing is stored.
+var ErrTooManyChannels = errors.New("too many channels with history (max_hub_channels)")
+
 // Retention is how much history one channel keeps: at most Count messages,
 // none older than Age.
 type Retention struct {

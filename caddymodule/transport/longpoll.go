@@ -62,6 +62,10 @@ func holdLongPoll(r *http.Request, q *hub.Queue, wait time.Duration, opts *Optio
 			frames, _ := q.Drain(nil)
 			return append(frames, reconnectNotice(reasonUnload))
 		case <-r.Context().Done():
+			if grantExpired(r) {
+				frames, _ := q.Drain(nil)
+				return append(frames, reconnectNotice(reasonExpired))
+			}
 			return nil
 		}
 	}

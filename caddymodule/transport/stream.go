@@ -123,6 +123,9 @@ func serveStream(w http.ResponseWriter, r *http.Request, h *hub.Hub, req hub.Sub
 		case <-closeTimer:
 			return out.finish(f.frame(reconnectNotice(reasonUnload)), nil)
 		case <-r.Context().Done():
+			if grantExpired(r) {
+				return out.finish(f.frame(reconnectNotice(reasonExpired)), nil)
+			}
 			return nil
 		}
 	}

@@ -6,6 +6,8 @@
 package transport
 
 import (
+	"context"
+	"errors"
 	"math/rand/v2"
 	"net/http"
 	"time"
@@ -78,8 +80,19 @@ func reconnectNotice(reason string) *message.Message {
 const (
 	reasonUnload   = "server reloading"
 	reasonMaxBytes = "stream_max_bytes reached"
-	reasonTimeout  = "timeout"
+	reasonExpired  = "authorization expired"
 )
+
+// ErrGrantExpired is the cause of a request context whose subscribe token or
+// authorization ran out: the subscription ends with a comet.reconnect
+// notice saying so (WebSocket: close 1008), and the client needs a fresh
+// grant to come back.
+var ErrGrantExpired = errors.New("subscription authorization expired")
+
+// grantExpired reports whether a request ended because its grant expired.
+func grantExpired(r *http.Request) bool {
+	return errors.Is(context.Cause(r.Context()), ErrGrantExpired)
+}
 
 // subscribe registers a queue-backed subscription for a request.
 func subscribe(r *http.Request, h *hub.Hub, req hub.SubscribeRequest) (*hub.Subscription, *hub.Queue, error) {

@@ -29,8 +29,9 @@ type WebSocketOptions struct {
 	// MaxChannels bounds the channels one connection may hold.
 	MaxChannels int
 	// Authorize, when set, is asked before a channel is subscribed at
-	// runtime; a non-nil answer refuses it.
-	Authorize func(r *http.Request, channel string) error
+	// runtime; a non-nil error refuses it, and a non-zero time is when the
+	// permission ends (the connection is closed then).
+	Authorize func(r *http.Request, channel string) (time.Time, error)
 	// Backend receives client messages; see Forwarder.
 	Backend *Forwarder
 }
@@ -60,15 +61,16 @@ func ServeWebSocket(w http.ResponseWriter, r *http.Request, h *hub.Hub, req hub.
 
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &wsConn{
-		conn:   conn,
-		hub:    h,
-		opts:   opts,
-		req:    r,
-		id:     newConnectionID(),
-		queue:  hub.NewQueue(h.QueueLimit()),
-		subs:   make(map[string]*hub.Subscription),
-		ctx:    ctx,
-		cancel: cancel,
+		conn:           conn,
+		hub:            h,
+		opts:           opts,
+		req:            r,
+		id:             newConnectionID(),
+		queue:          hub.NewQueue(h.QueueLimit()),
+		subs:           make(map[string]*hub.Subscription),
+		ctx:            ctx,
+		cancel:         cancel,
+		expiresChanged: make(chan struct{}, 1),
 	}
 	defer c.close()
 	if len(req.Channels) > 0 {
@@ -102,6 +104,10 @@ type wsConn struct {
 	subs     map[string]*hub.Subscription // by channel
 	acked    message.Cursor
 	inFlight int // backend requests waiting
+	// expires is when the earliest grant of the connection's channels
+	// ends; expiresChanged wakes the writer to re-arm its timer.
+	expires        time.Time
+	expiresChanged chan struct{}
 
 	ctx    context.Context // ends with the connection; cancels backend calls
 	cancel context.CancelFunc
@@ -116,8 +122,20 @@ func (c *wsConn) writeLoop(r *http.Request, readerDone <-chan struct{}) {
 	unload := c.opts.Unload
 	var closeTimer <-chan time.Time
 	var frames []*message.Message
+	expiry := time.NewTimer(time.Hour)
+	defer expiry.Stop()
+	c.armExpiry(expiry)
 	for {
 		select {
+		case <-c.expiresChanged:
+			c.armExpiry(expiry)
+		case <-expiry.C:
+			if c.expired() {
+				c.closeSubscriptions()
+				c.conn.Close(websocket.StatusPolicyViolation, reasonExpired)
+				return
+			}
+			c.armExpiry(expiry)
 		case <-c.queue.Ready():
 			var ended error
 			frames, ended = c.queue.Drain(frames[:0])
@@ -144,9 +162,56 @@ func (c *wsConn) writeLoop(r *http.Request, readerDone <-chan struct{}) {
 		case <-readerDone:
 			return
 		case <-r.Context().Done():
+			if grantExpired(r) {
+				c.closeSubscriptions()
+				c.conn.Close(websocket.StatusPolicyViolation, reasonExpired)
+			}
 			return
 		}
 	}
+}
+
+// limitLifetime lowers the connection's end to a new grant's expiry.
+func (c *wsConn) limitLifetime(until time.Time) {
+	if until.IsZero() {
+		return
+	}
+	c.mu.Lock()
+	if c.expires.IsZero() || until.Before(c.expires) {
+		c.expires = until
+	}
+	c.mu.Unlock()
+	select {
+	case c.expiresChanged <- struct{}{}:
+	default:
+	}
+}
+
+// armExpiry sets the timer to the connection's end, or far away if none.
+func (c *wsConn) armExpiry(t *time.Timer) {
+	c.mu.Lock()
+	expires := c.expires
+	c.mu.Unlock()
+	wait := time.Hour
+	if !expires.IsZero() {
+		wait = time.Until(expires)
+	}
+	t.Reset(max(wait, 0))
+}
+
+func (c *wsConn) expired() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.expires.IsZero() && !time.Now().Before(c.expires)
+}
+
+// statusOf reads the HTTP status an error carries, 403 by default.
+func statusOf(err error) int {
+	var s interface{ HTTPStatus() int }
+	if errors.As(err, &s) {
+		return s.HTTPStatus()
+	}
+	return http.StatusForbidden
 }
 
 func (c *wsConn) write(frames []*message.Message) error {
@@ -263,10 +328,12 @@ func (c *wsConn) handleSubscribe(f clientFrame) {
 		return
 	}
 	if auth := c.opts.WebSocket.Authorize; auth != nil {
-		if err := auth(c.req, f.Channel); err != nil {
-			c.fail(f.Ref, f.Channel, http.StatusForbidden, err.Error())
+		until, err := auth(c.req, f.Channel)
+		if err != nil {
+			c.fail(f.Ref, f.Channel, statusOf(err), err.Error())
 			return
 		}
+		c.limitLifetime(until)
 	}
 	if err := c.subscribe([]string{f.Channel}, cursor, f.Ref); err != nil {
 		c.fail(f.Ref, f.Channel, http.StatusServiceUnavailable, err.Error())

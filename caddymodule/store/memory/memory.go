@@ -16,7 +16,8 @@ import (
 
 // Store is the memory store.
 type Store struct {
-	now func() time.Time
+	now         func() time.Time
+	maxChannels int
 
 	mu        sync.Mutex
 	epoch     string
@@ -57,8 +58,10 @@ type Options struct {
 	Retention store.RetentionFunc
 	// Now is the clock; time.Now when nil. Tests inject their own.
 	Now func() time.Time
-	// Sweep, when false, starts no background sweeper (tests call Sweep).
+	// NoSweeper starts no background sweeper (tests call Sweep).
 	NoSweeper bool
+	// MaxChannels bounds the channels with history; 0 is no limit.
+	MaxChannels int
 }
 
 // New makes an empty store with a fresh epoch.
@@ -72,6 +75,7 @@ func New(opts Options) (*Store, error) {
 	}
 	s := &Store{
 		now:         opts.Now,
+		maxChannels: opts.MaxChannels,
 		epoch:       epoch,
 		retention:   opts.Retention,
 		channels:    make(map[string]*channelLog),
@@ -114,6 +118,9 @@ func (s *Store) Append(_ context.Context, drafts []message.Draft, key string) ([
 			return msgs, true, nil
 		}
 	}
+	if err := s.checkRoomLocked(drafts); err != nil {
+		return nil, false, err
+	}
 	msgs := make([]*message.Message, len(drafts))
 	for i, d := range drafts {
 		s.seq++
@@ -125,6 +132,24 @@ func (s *Store) Append(_ context.Context, drafts []message.Draft, key string) ([
 	}
 	s.deliver(msgs)
 	return msgs, false, nil
+}
+
+// checkRoomLocked refuses a batch that would create channels past the
+// limit, before anything of it is stored.
+func (s *Store) checkRoomLocked(drafts []message.Draft) error {
+	if s.maxChannels <= 0 {
+		return nil
+	}
+	fresh := make(map[string]bool)
+	for _, d := range drafts {
+		if s.channels[d.Channel] == nil {
+			fresh[d.Channel] = true
+		}
+	}
+	if len(s.channels)+len(fresh) > s.maxChannels {
+		return store.ErrTooManyChannels
+	}
+	return nil
 }
 
 func (s *Store) appendLocked(m *message.Message, now time.Time) {
