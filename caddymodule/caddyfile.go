@@ -35,6 +35,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    stream_max_bytes   <size>
 //	    stream_close_delay <duration>
 //	    queue_size         <count>
+//	    queue_bytes        <size>
 //	    max_body_size      <size>
 //	    max_channels       <count>
 //	    publish_from       <cidr...>
@@ -94,6 +95,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = oneArg(d, sizeInto(&h.MaxBodySize))
 		case "queue_size":
 			err = oneArg(d, intInto(&h.QueueSize))
+		case "queue_bytes":
+			err = oneArg(d, sizeInto(&h.QueueBytes))
 		case "max_channels":
 			err = oneArg(d, intInto(&h.MaxChannelsPerSubscription))
 		case "publish_from":

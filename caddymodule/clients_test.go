@@ -123,3 +123,10 @@ func (a longPollAnswer) envelopes(t *testing.T) []envelope {
 	}
 	return out
 }
+
+func jsonUnmarshal(t *testing.T, data []byte, v any) {
+	t.Helper()
+	if err := json.Unmarshal(data, v); err != nil {
+		t.Fatalf("%s: %v", data, err)
+	}
+}

@@ -82,6 +82,11 @@ type Handler struct {
 	// Default: 256.
 	QueueSize int `json:"queue_size,omitempty"`
 
+	// QueueBytes bounds what the messages waiting for one subscriber may
+	// hold, in bytes (a single message may exceed it); past it the
+	// subscriber is cut as a slow consumer. Default: 4194304 (4 MiB).
+	QueueBytes int64 `json:"queue_bytes,omitempty"`
+
 	// MaxBodySize bounds a publish request body, in bytes; larger bodies
 	// are refused with 413. Default: 1048576 (1 MiB).
 	MaxBodySize int64 `json:"max_body_size,omitempty"`
@@ -205,6 +210,7 @@ const (
 	defaultStreamMaxBytes  = 1 << 20
 	defaultCloseDelay      = 2 * time.Second
 	defaultQueueSize       = 256
+	defaultQueueBytes      = 4 << 20
 	defaultMaxBodySize     = 1 << 20
 	defaultMaxChannels     = 32
 	defaultBackendTimeout  = 10 * time.Second
@@ -238,7 +244,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	value, _, err := hubs.LoadOrNew(h.Name, func() (caddy.Destructor, error) {
-		return newPooledHub(h.Store, rules, h.QueueSize, h.MaxHubChannels)
+		return newPooledHub(h.Store, rules, h.MaxHubChannels)
 	})
 	if err != nil {
 		return fmt.Errorf("comet hub %q: %w", h.Name, err)
@@ -250,7 +256,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.hub = pooled.hub
 	// Settings of the new config apply to the hub that survived the reload.
 	h.hub.SetRetention(rules)
-	h.hub.SetQueueLimit(h.QueueSize)
+	h.hub.SetQueueLimit(h.QueueSize, int(h.QueueBytes))
 	h.hub.SetLimits(hub.Limits{SubscribersPerChannel: h.MaxSubscribersPerChannel, Channels: h.MaxHubChannels})
 	pooled.connections.SetMax(h.MaxConnectionsPerIP)
 
@@ -368,6 +374,7 @@ func (h *Handler) fillDefaults() {
 		h.StreamCloseDelay = &d
 	}
 	setDefault(&h.QueueSize, defaultQueueSize)
+	setDefault(&h.QueueBytes, defaultQueueBytes)
 	setDefault(&h.MaxBodySize, defaultMaxBodySize)
 	setDefault(&h.MaxChannelsPerSubscription, defaultMaxChannels)
 	setDefault(&h.TokenCookie, defaultTokenCookie)
@@ -427,7 +434,7 @@ func (h *Handler) Validate() error {
 	if h.BackendTimeout < 0 || h.BackendMaxInFlight < 0 {
 		return fmt.Errorf("backend_timeout and backend_max_in_flight must not be negative")
 	}
-	if h.QueueSize < 0 || h.MaxBodySize < 0 || h.MaxChannelsPerSubscription < 0 || h.StreamMaxBytes < 0 {
+	if h.QueueSize < 0 || h.QueueBytes < 0 || h.MaxBodySize < 0 || h.MaxChannelsPerSubscription < 0 || h.StreamMaxBytes < 0 {
 		return fmt.Errorf("sizes and limits must not be negative")
 	}
 	return nil

@@ -61,7 +61,10 @@ func openIdleSSE(b *testing.B, addr, channel string) net.Conn {
 	}
 }
 
-func rssKiB(b *testing.B, pid int) int64 {
+func rssKiB(b *testing.B, pid int) int64 { return rssKiBOf(b, pid) }
+
+// rssKiBOf reads a process's resident memory from /proc.
+func rssKiBOf(b testing.TB, pid int) int64 {
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		b.Fatal(err)

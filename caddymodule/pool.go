@@ -26,12 +26,12 @@ type pooledHub struct {
 	connections httpapi.ConnectionLimiter
 }
 
-func newPooledHub(storeName string, rules store.RetentionFunc, queueSize, maxChannels int) (*pooledHub, error) {
+func newPooledHub(storeName string, rules store.RetentionFunc, maxChannels int) (*pooledHub, error) {
 	st, err := memory.New(memory.Options{Retention: rules, MaxChannels: maxChannels})
 	if err != nil {
 		return nil, fmt.Errorf("open %s store: %w", storeName, err)
 	}
-	return &pooledHub{hub: hub.New(st, hub.Options{QueueLimit: queueSize}), store: storeName}, nil
+	return &pooledHub{hub: hub.New(st, hub.Options{}), store: storeName}, nil
 }
 
 // Destruct closes the hub when no config holds it any more.

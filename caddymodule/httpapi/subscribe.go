@@ -52,6 +52,9 @@ func (a *API) serveSubscribe(w http.ResponseWriter, r *http.Request, list string
 	ip := a.clientIP(r)
 	if a.Connections != nil {
 		if !a.Connections.acquire(ip) {
+			// Close the connection too: a flood should not keep idle
+			// keep-alive sockets around either.
+			w.Header().Set("Connection", "close")
 			return errorf(http.StatusTooManyRequests, "too many subscriber connections from %s (max_connections_per_ip)", ip)
 		}
 		defer a.Connections.release(ip)

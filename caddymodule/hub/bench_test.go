@@ -52,7 +52,7 @@ func BenchmarkFanout(b *testing.B) {
 		h, _ := newHub(b, 256, store.Retention{Count: 100, Age: time.Hour})
 		queues := make([]*hub.Queue, subscribers)
 		for i := range queues {
-			queues[i] = hub.NewQueue(256)
+			queues[i] = hub.NewQueue(256, 0)
 			if _, err := h.Subscribe(context.Background(), hub.SubscribeRequest{Channels: []string{"fan"}}, queues[i]); err != nil {
 				b.Fatal(err)
 			}
@@ -65,7 +65,7 @@ func BenchmarkFanout(b *testing.B) {
 				b.Fatal(err)
 			}
 			for _, q := range queues { // what each subscriber's goroutine does
-				frames, _ = q.Drain(frames[:0])
+				frames, _ = q.Drain(frames[:0], 0)
 			}
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*subscribers), "ns/delivery")

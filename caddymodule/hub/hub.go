@@ -24,6 +24,7 @@ type Hub struct {
 	now   func() time.Time
 
 	queueLimit atomic.Int64
+	queueBytes atomic.Int64
 	limits     atomic.Pointer[Limits]
 	stats      counters
 
@@ -51,6 +52,8 @@ type Options struct {
 	// QueueLimit is how many live frames a subscriber may have waiting
 	// before it is cut as a slow consumer.
 	QueueLimit int
+	// QueueBytes bounds what those frames may hold, in bytes.
+	QueueBytes int
 	Limits     Limits
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
@@ -68,20 +71,25 @@ func New(st store.Store, opts Options) *Hub {
 		channels:    make(map[string]*subscriberSet),
 		byTransport: make(map[string]int),
 	}
-	h.SetQueueLimit(opts.QueueLimit)
+	h.SetQueueLimit(opts.QueueLimit, opts.QueueBytes)
 	h.SetLimits(opts.Limits)
 	st.Listen(h.deliver)
 	return h
 }
 
-// SetQueueLimit changes the per-subscriber queue limit, as after a reload.
-func (h *Hub) SetQueueLimit(limit int) { h.queueLimit.Store(int64(max(limit, 1))) }
+// SetQueueLimit changes the per-subscriber queue limits, as after a reload.
+func (h *Hub) SetQueueLimit(frames, bytes int) {
+	h.queueLimit.Store(int64(max(frames, 1)))
+	h.queueBytes.Store(int64(bytes))
+}
+
+// NewQueue makes a subscriber queue with the limits in force.
+func (h *Hub) NewQueue() *Queue {
+	return NewQueue(int(h.queueLimit.Load()), int(h.queueBytes.Load()))
+}
 
 // SetLimits changes the subscription limits, as after a reload.
 func (h *Hub) SetLimits(l Limits) { h.limits.Store(&l) }
-
-// QueueLimit is the per-subscriber queue limit in force.
-func (h *Hub) QueueLimit() int { return int(h.queueLimit.Load()) }
 
 // SetRetention applies new retention rules to the store.
 func (h *Hub) SetRetention(rules store.RetentionFunc) { h.store.SetRetention(rules) }
@@ -118,6 +126,7 @@ func (h *Hub) Publish(ctx context.Context, drafts []message.Draft, idempotencyKe
 // subscription of its channel, in the order the store gives them.
 func (h *Hub) deliver(msgs []*message.Message) {
 	var deleted []string
+	var ended []*Subscription
 	h.mu.RLock()
 	for _, m := range msgs {
 		if m.Channel == "" {
@@ -129,7 +138,9 @@ func (h *Hub) deliver(msgs []*message.Message) {
 			continue
 		}
 		for _, sub := range set.list {
-			sub.offer(m)
+			if sub.offer(m) {
+				ended = append(ended, sub)
+			}
 		}
 		h.stats.deliveries.Add(uint64(len(set.list)))
 		if m.IsNotice() && m.Event == message.Deleted {
@@ -137,6 +148,11 @@ func (h *Hub) deliver(msgs []*message.Message) {
 		}
 	}
 	h.mu.RUnlock()
+	// A subscription cut during the fan-out (slow consumer) is no longer
+	// listed nor counted, even while its connection's last write waits.
+	for _, sub := range ended {
+		h.unregister(sub)
+	}
 	if deleted != nil {
 		h.mu.Lock()
 		for _, ch := range deleted {
@@ -245,6 +261,7 @@ func (h *Hub) register(s *Subscription) error {
 		}
 		set.add(s)
 	}
+	s.listed = true
 	h.byTransport[s.transport]++
 	return nil
 }
@@ -270,9 +287,14 @@ func (h *Hub) checkLimitsLocked(channels []string) error {
 	return nil
 }
 
+// unregister stops listing a subscription; it is safe to call again.
 func (h *Hub) unregister(s *Subscription) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if !s.listed {
+		return
+	}
+	s.listed = false
 	for _, ch := range s.registered {
 		if set := h.channels[ch]; set != nil && set.remove(s) && set.len() == 0 {
 			delete(h.channels, ch)

@@ -56,7 +56,7 @@ func publish(t testing.TB, h *hub.Hub, channel, text string) *message.Message {
 	return out[0].Message
 }
 
-func drain(q *hub.Queue) ([]*message.Message, error) { return q.Drain(nil) }
+func drain(q *hub.Queue) ([]*message.Message, error) { return q.Drain(nil, 0) }
 
 func events(msgs []*message.Message) string {
 	var out []string
@@ -76,7 +76,7 @@ func TestMultiplexedSubscriptionGetsAllChannelsInIDOrder(t *testing.T) {
 	publish(t, h, "a", "1")
 	publish(t, h, "b", "2")
 	publish(t, h, "c", "not held")
-	q := hub.NewQueue(64)
+	q := hub.NewQueue(64, 0)
 	sub, err := h.Subscribe(context.Background(), hub.SubscribeRequest{Channels: []string{"b", "a"}, Cursor: start}, q)
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +95,7 @@ func TestMultiplexedSubscriptionGetsAllChannelsInIDOrder(t *testing.T) {
 
 func TestSlowConsumerIsCutWithoutBlockingThePublisher(t *testing.T) {
 	h, _ := newHub(t, 3, store.Retention{Count: 100, Age: time.Hour})
-	slow, fast := hub.NewQueue(3), hub.NewQueue(100)
+	slow, fast := hub.NewQueue(3, 0), hub.NewQueue(100, 0)
 	for _, q := range []*hub.Queue{slow, fast} {
 		sub, err := h.Subscribe(context.Background(), hub.SubscribeRequest{Channels: []string{"x"}}, q)
 		if err != nil {
@@ -120,7 +120,7 @@ func TestSlowConsumerIsCutWithoutBlockingThePublisher(t *testing.T) {
 
 func TestDeletingOneChannelOfAMultiplexKeepsTheOthers(t *testing.T) {
 	h, _ := newHub(t, 16, store.Retention{Count: 10, Age: time.Hour})
-	q := hub.NewQueue(16)
+	q := hub.NewQueue(16, 0)
 	sub, err := h.Subscribe(context.Background(), hub.SubscribeRequest{Channels: []string{"a", "b"}}, q)
 	if err != nil {
 		t.Fatal(err)
@@ -162,7 +162,7 @@ func TestRetentionByAgeAndCountResetsOlderCursors(t *testing.T) {
 		{message.Earliest, "r:3 r:4"},
 	}
 	for _, tc := range cases {
-		q := hub.NewQueue(16)
+		q := hub.NewQueue(16, 0)
 		sub, err := h.Subscribe(context.Background(), hub.SubscribeRequest{Channels: []string{"r"}, Cursor: tc.cursor}, q)
 		if err != nil {
 			t.Fatal(err)
@@ -194,7 +194,7 @@ func TestIdempotencyKeyStoresOnce(t *testing.T) {
 
 func TestSubscriberCountsFollowConnections(t *testing.T) {
 	h, _ := newHub(t, 16, store.Retention{Count: 10, Age: time.Hour})
-	sub, err := h.Subscribe(context.Background(), hub.SubscribeRequest{Channels: []string{"a", "b"}, Transport: "sse"}, hub.NewQueue(4))
+	sub, err := h.Subscribe(context.Background(), hub.SubscribeRequest{Channels: []string{"a", "b"}, Transport: "sse"}, hub.NewQueue(4, 0))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,12 +11,14 @@ import (
 // grows on demand, so an idle subscriber costs a few words, not a full
 // queue.
 type Queue struct {
-	limit int
+	limit      int
+	limitBytes int
 
 	mu     sync.Mutex
 	frames []*message.Message // ring buffer
 	head   int
 	count  int
+	bytes  int // what the queued frames hold
 	reason error
 	closed bool
 	ready  chan struct{}
@@ -29,9 +31,11 @@ const initialQueueCap = 4
 // buffer.
 const shrinkQueueCap = 64
 
-// NewQueue makes a queue that holds at most limit live frames.
-func NewQueue(limit int) *Queue {
-	return &Queue{limit: max(limit, 1), ready: make(chan struct{}, 1)}
+// NewQueue makes a queue that holds at most limit live frames and, past
+// its first frame, at most limitBytes of them: a subscriber that stalls
+// keeps evicted messages alive, so what it may hold is bounded in bytes too.
+func NewQueue(limit, limitBytes int) *Queue {
+	return &Queue{limit: max(limit, 1), limitBytes: limitBytes, ready: make(chan struct{}, 1)}
 }
 
 // Start implements Sink. The replay is kept whole whatever the limit.
@@ -53,7 +57,7 @@ func (q *Queue) Send(m *message.Message) bool {
 	if q.closed {
 		return true // the subscription is ending anyway
 	}
-	if q.count >= q.limit {
+	if q.count >= q.limit || q.count > 0 && q.limitBytes > 0 && q.bytes+m.Size() > q.limitBytes {
 		return false
 	}
 	q.pushLocked(m)
@@ -75,19 +79,29 @@ func (q *Queue) Close(reason error) {
 // Ready is signalled whenever frames arrive or the queue is closed.
 func (q *Queue) Ready() <-chan struct{} { return q.ready }
 
-// Drain appends every queued frame to dst and empties the queue. closed is
-// the hub's reason for ending the subscription, once every frame before it
-// has been drained.
-func (q *Queue) Drain(dst []*message.Message) (frames []*message.Message, closed error) {
+// Drain appends queued frames to dst, oldest first, until about budget
+// bytes are taken (at least one frame; 0 takes all). closed is the hub's
+// reason for ending the subscription, once every frame before it has been
+// drained. A writer drains in slices so that a stalled socket holds one
+// slice, not the whole backlog, while its write waits.
+func (q *Queue) Drain(dst []*message.Message, budget int) (frames []*message.Message, closed error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for q.count > 0 {
-		dst = append(dst, q.frames[q.head])
+	taken := 0
+	for q.count > 0 && (budget <= 0 || taken == 0 || taken < budget) {
+		m := q.frames[q.head]
+		dst = append(dst, m)
+		taken += m.Size()
+		q.bytes -= m.Size()
 		q.frames[q.head] = nil
 		q.head = (q.head + 1) % len(q.frames)
 		q.count--
 	}
-	q.head = 0
+	if q.count > 0 {
+		q.signalLocked() // more to come: the writer loops back at once
+		return dst, nil
+	}
+	q.head, q.bytes = 0, 0
 	if len(q.frames) > shrinkQueueCap {
 		q.frames = nil // a burst is over; idle subscribers stay small
 	}
@@ -107,6 +121,7 @@ func (q *Queue) pushLocked(m *message.Message) {
 	}
 	q.frames[(q.head+q.count)%len(q.frames)] = m
 	q.count++
+	q.bytes += m.Size()
 }
 
 func (q *Queue) signalLocked() {

@@ -31,7 +31,9 @@ type Subscription struct {
 	startedAt message.Cursor
 	sink      Sink
 	ended     bool // the sink was closed or the subscriber left
-	closed    bool // Close was called: the hub no longer lists it
+
+	listed bool // the hub's sets hold it; guarded by hub.mu
+	closed bool // Close was called: the hub no longer lists it
 }
 
 // Channels returns the channels the subscription still holds.
@@ -58,24 +60,27 @@ func (s *Subscription) Start() message.Cursor {
 }
 
 // offer is called by the hub's fan-out for each message of a held channel.
-func (s *Subscription) offer(m *message.Message) {
+// It reports whether the subscription ended on it, so that the hub stops
+// listing it at once rather than when its connection finally closes.
+func (s *Subscription) offer(m *message.Message) (endedNow bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
-		return
+		return false
 	}
 	if !m.IsNotice() && m.ID.Seq <= s.position.Seq && m.ID.Epoch == s.position.Epoch {
-		return // already replayed from history
+		return false // already replayed from history
 	}
 	if s.replaying {
 		if len(s.pending) >= int(s.hub.queueLimit.Load()) {
 			s.endLocked(ErrSlowConsumer)
-			return
+			return true
 		}
 		s.pending = append(s.pending, m)
-		return
+		return false
 	}
 	s.deliverLocked(m)
+	return s.ended
 }
 
 func (s *Subscription) deliverLocked(m *message.Message) {
@@ -201,10 +206,6 @@ func (s *Subscription) Close() {
 	s.mu.Lock()
 	s.ended = true
 	s.pending = nil
-	closed := s.closed
-	s.closed = true
 	s.mu.Unlock()
-	if !closed {
-		s.hub.unregister(s)
-	}
+	s.hub.unregister(s)
 }

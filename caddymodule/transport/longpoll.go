@@ -31,7 +31,7 @@ func ServeLongPoll(w http.ResponseWriter, r *http.Request, h *hub.Hub, req LongP
 	}
 	defer sub.Close()
 
-	frames, ended := q.Drain(nil)
+	frames, ended := q.Drain(nil, 0)
 	if len(frames) == 0 && ended == nil && req.Wait > 0 {
 		frames = holdLongPoll(r, q, req.Wait, opts)
 	}
@@ -49,21 +49,21 @@ func holdLongPoll(r *http.Request, q *hub.Queue, wait time.Duration, opts *Optio
 	for {
 		select {
 		case <-q.Ready():
-			if frames, ended := q.Drain(nil); len(frames) > 0 || ended != nil {
+			if frames, ended := q.Drain(nil, 0); len(frames) > 0 || ended != nil {
 				return frames
 			}
 		case <-timer.C:
-			frames, _ := q.Drain(nil)
+			frames, _ := q.Drain(nil, 0)
 			return frames
 		case <-unload:
 			unload = nil
 			closeTimer = time.After(opts.closeDelay())
 		case <-closeTimer:
-			frames, _ := q.Drain(nil)
+			frames, _ := q.Drain(nil, 0)
 			return append(frames, reconnectNotice(reasonUnload))
 		case <-r.Context().Done():
 			if grantExpired(r) {
-				frames, _ := q.Drain(nil)
+				frames, _ := q.Drain(nil, 0)
 				return append(frames, reconnectNotice(reasonExpired))
 			}
 			return nil

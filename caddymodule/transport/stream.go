@@ -18,7 +18,8 @@ type framing struct {
 	// flush them and the client knows the stream is live.
 	preamble  []byte
 	heartbeat []byte
-	frame     func(m *message.Message) []byte
+	// frame writes one message.
+	frame func(out *frameWriter, m *message.Message)
 	// maxBytes ends the stream once it has written this much; 0 is no limit.
 	maxBytes    int64
 	extraHeader func(http.Header)
@@ -40,7 +41,11 @@ func ServeSSE(w http.ResponseWriter, r *http.Request, h *hub.Hub, req hub.Subscr
 		contentType: "text/event-stream",
 		preamble:    []byte(pre.String()),
 		heartbeat:   []byte(": heartbeat\n\n"),
-		frame:       (*message.Message).SSE,
+		frame: func(out *frameWriter, m *message.Message) {
+			out.write(m.SSEHead())
+			out.write(m.Line())
+			out.write(blankLine)
+		},
 	})
 }
 
@@ -50,7 +55,7 @@ func ServeStream(w http.ResponseWriter, r *http.Request, h *hub.Hub, req hub.Sub
 	return serveStream(w, r, h, req, opts, framing{
 		contentType: "application/x-ndjson",
 		heartbeat:   []byte("\n"),
-		frame:       (*message.Message).Line,
+		frame:       func(out *frameWriter, m *message.Message) { out.write(m.Line()) },
 		maxBytes:    opts.StreamMaxBytes,
 		extraHeader: func(h http.Header) {
 			// Asks intermediaries to forward each part as it comes
@@ -96,16 +101,17 @@ func serveStream(w http.ResponseWriter, r *http.Request, h *hub.Hub, req hub.Sub
 		select {
 		case <-q.Ready():
 			var ended error
-			frames, ended = q.Drain(frames[:0])
+			frames, ended = q.Drain(frames[:0], drainBudget)
 			for _, m := range frames {
-				out.write(f.frame(m))
+				f.frame(out, m)
 			}
 			clear(frames)
 			if ended != nil {
-				return out.finish(nil, ended)
+				return out.finish()
 			}
 			if out.full() {
-				return out.finish(f.frame(reconnectNotice(reasonMaxBytes)), nil)
+				f.frame(out, reconnectNotice(reasonMaxBytes))
+				return out.finish()
 			}
 			if err := out.flush(); err != nil {
 				return nil
@@ -121,10 +127,12 @@ func serveStream(w http.ResponseWriter, r *http.Request, h *hub.Hub, req hub.Sub
 			unload = nil
 			closeTimer = time.After(opts.closeDelay())
 		case <-closeTimer:
-			return out.finish(f.frame(reconnectNotice(reasonUnload)), nil)
+			f.frame(out, reconnectNotice(reasonUnload))
+			return out.finish()
 		case <-r.Context().Done():
 			if grantExpired(r) {
-				return out.finish(f.frame(reconnectNotice(reasonExpired)), nil)
+				f.frame(out, reconnectNotice(reasonExpired))
+				return out.finish()
 			}
 			return nil
 		}
@@ -180,13 +188,12 @@ func (fw *frameWriter) flush() error {
 // request after this response, and a stale deadline would break it.
 func (fw *frameWriter) release() { _ = fw.rc.SetWriteDeadline(time.Time{}) }
 
-// finish writes a last frame, if any, and ends the response. A hub that
-// ended the subscription (slow consumer, deleted, closed) ends it quietly:
+// finish flushes what was written and ends the response. A hub that ended
+// the subscription (slow consumer, deleted, closed) ends it quietly:
 // whatever it wanted said is already in the queue.
-func (fw *frameWriter) finish(last []byte, _ error) error {
-	if last != nil {
-		fw.write(last)
-	}
+func (fw *frameWriter) finish() error {
 	_ = fw.flush()
 	return nil
 }
+
+var blankLine = []byte("\n")

@@ -49,6 +49,11 @@ type Options struct {
 	ClientAddr func(*http.Request) string
 }
 
+// drainBudget is about how much one write batch takes from a subscriber's
+// queue: enough to amortize flushes, small enough that a stalled socket
+// pins little while its write waits.
+const drainBudget = 64 << 10
+
 // writeTimeout bounds one write to a subscriber. A socket that accepts
 // nothing for this long is cut, so a stalled client cannot hold its request
 // goroutine; it resumes by cursor.
@@ -96,7 +101,7 @@ func grantExpired(r *http.Request) bool {
 
 // subscribe registers a queue-backed subscription for a request.
 func subscribe(r *http.Request, h *hub.Hub, req hub.SubscribeRequest) (*hub.Subscription, *hub.Queue, error) {
-	q := hub.NewQueue(h.QueueLimit())
+	q := h.NewQueue()
 	sub, err := h.Subscribe(r.Context(), req, q)
 	if err != nil {
 		return nil, nil, err

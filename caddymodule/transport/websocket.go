@@ -66,7 +66,7 @@ func ServeWebSocket(w http.ResponseWriter, r *http.Request, h *hub.Hub, req hub.
 		opts:           opts,
 		req:            r,
 		id:             newConnectionID(),
-		queue:          hub.NewQueue(h.QueueLimit()),
+		queue:          h.NewQueue(),
 		subs:           make(map[string]*hub.Subscription),
 		ctx:            ctx,
 		cancel:         cancel,
@@ -138,7 +138,7 @@ func (c *wsConn) writeLoop(r *http.Request, readerDone <-chan struct{}) {
 			c.armExpiry(expiry)
 		case <-c.queue.Ready():
 			var ended error
-			frames, ended = c.queue.Drain(frames[:0])
+			frames, ended = c.queue.Drain(frames[:0], drainBudget)
 			if err := c.write(frames); err != nil {
 				return
 			}

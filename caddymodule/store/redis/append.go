@@ -26,6 +26,9 @@ func (s *Store) Append(ctx context.Context, drafts []message.Draft, key string) 
 	if len(drafts) == 0 {
 		return nil, false, nil
 	}
+	if err := s.unreachable("append"); err != nil {
+		return nil, false, err
+	}
 	now := s.now()
 	nowMS := now.UnixMilli()
 

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/cometbox/cometbox/caddymodule/message"
+	"github.com/cometbox/cometbox/caddymodule/store"
+	"github.com/cometbox/cometbox/caddymodule/store/memory"
 )
 
 // BenchmarkAppendDeliver measures publish-to-delivery latency through
@@ -20,26 +22,38 @@ import (
 // when another store's reader hands them over, as a hub on a second Caddy
 // would get them. Each message carries its publish time. Reported: p50 and
 // p99 latency in ns, and deliveries per second (all messages appended and
-// delivered, divided by the time that took).
+// delivered, divided by the time that took). The memory store runs the same
+// workload on one node, as the baseline.
 //
 //	go test ./caddymodule/store/redis -run '^$' -bench AppendDeliver
 func BenchmarkAppendDeliver(b *testing.B) {
 	srv := startRedis(b)
 	for _, publishers := range []int{1, 8} {
-		b.Run("publishers="+strconv.Itoa(publishers), func(b *testing.B) {
-			benchAppendDeliver(b, srv, publishers)
+		b.Run(fmt.Sprintf("store=redis/publishers=%d", publishers), func(b *testing.B) {
+			// A hub name per round: the stores of a finished round are
+			// closed, and the next round's reader must not wade through
+			// its messages.
+			name := fmt.Sprintf("bench-%d-%d", publishers, b.N)
+			pub, closePub := openBenchStore(b, srv, name)
+			defer closePub()
+			sub, closeSub := openBenchStore(b, srv, name)
+			defer closeSub()
+			benchAppendDeliver(b, pub, sub, publishers)
+		})
+		b.Run(fmt.Sprintf("store=memory/publishers=%d", publishers), func(b *testing.B) {
+			st, err := memory.New(memory.Options{Retention: keep(100, time.Hour), NoSweeper: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			benchAppendDeliver(b, st, st, publishers)
 		})
 	}
 }
 
-func benchAppendDeliver(b *testing.B, srv *redisServer, publishers int) {
-	// A hub name per round: the stores of a finished round are closed, and
-	// the next round's reader must not wade through its messages.
-	name := fmt.Sprintf("bench-%d-%d", publishers, b.N)
-	pub, closePub := openBenchStore(b, srv, name)
-	defer closePub()
-	sub, closeSub := openBenchStore(b, srv, name)
-	defer closeSub()
+// benchAppendDeliver appends b.N messages through pub from several
+// goroutines and waits until sub delivered them all.
+func benchAppendDeliver(b *testing.B, pub, sub store.Store, publishers int) {
 	rec := newLatencies(b.N)
 	sub.Listen(rec.deliver)
 

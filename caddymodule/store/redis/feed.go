@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -22,15 +23,17 @@ const (
 	feedBlock = time.Second
 	// feedBatch bounds the entries one read returns, and so one delivery.
 	feedBatch = 1024
-	// Backoff between attempts while Redis is unreachable.
+	// Backoff between attempts while Redis is unreachable. The cap is
+	// short because publishes are refused until the reader gets through.
 	minBackoff = 50 * time.Millisecond
-	maxBackoff = 5 * time.Second
+	maxBackoff = 2 * time.Second
 )
 
 // Reasons given in the reconnect notice.
 const (
 	reasonFeedTrimmed = "store feed gap"
 	reasonNewEpoch    = "store history lost"
+	reasonRolledBack  = "store history rolled back"
 	reasonConnected   = "store connected"
 )
 
@@ -109,13 +112,13 @@ func (r *feedReader) step(ctx context.Context) error {
 		return err
 	}
 	if r.checkEpoch {
-		epoch, err := conn.HGet(ctx, r.s.keys.meta(), "epoch").Result()
-		if err != nil && !errors.Is(err, goredis.Nil) {
+		reason, err := r.epochChanged(ctx, conn)
+		if err != nil {
 			return err
 		}
 		r.checkEpoch = false
-		if epoch != r.epoch {
-			r.lost(reasonNewEpoch)
+		if reason != "" {
+			r.lost(reason)
 			return nil
 		}
 	}
@@ -139,6 +142,30 @@ func (r *feedReader) step(ctx context.Context) error {
 		r.hand(st.Messages)
 	}
 	return nil
+}
+
+// epochChanged tells why the history the reader follows is gone, if it
+// is: another epoch in force, none (flushed), or the same one with its
+// counter below what the reader has already handed over (Redis restarted
+// from an older snapshot), which it replaces with a new epoch before its
+// ids are handed out twice.
+func (r *feedReader) epochChanged(ctx context.Context, conn *goredis.Conn) (reason string, err error) {
+	vals, err := conn.HMGet(ctx, r.s.keys.meta(), "epoch", "seq").Result()
+	if err != nil {
+		return "", err
+	}
+	epoch, _ := vals[0].(string)
+	if epoch != r.epoch {
+		return reasonNewEpoch, nil
+	}
+	text, _ := vals[1].(string)
+	if seq, _ := strconv.ParseUint(text, 10, 64); seq >= r.lastSeq {
+		return "", nil
+	}
+	if _, err := r.s.rotateEpoch(ctx, epoch, r.lastSeq); err != nil {
+		return "", err
+	}
+	return reasonRolledBack, nil
 }
 
 // sync places the reader at the feed's current end. The position is read
@@ -267,6 +294,7 @@ func (r *feedReader) failed(err error) {
 	r.dropConnection()
 	r.checkEpoch = true
 	r.backoff = min(max(2*r.backoff, minBackoff), maxBackoff)
+	r.s.outage.Store(&err)
 	if r.down {
 		return
 	}
@@ -278,6 +306,7 @@ func (r *feedReader) recovered() {
 	if !r.down {
 		return
 	}
+	r.s.outage.Store(nil)
 	r.s.log.Info("redis available again", zap.Duration("outage", time.Since(r.downSince)))
 	r.down, r.backoff = false, 0
 }

@@ -15,6 +15,9 @@ import (
 // Since implements store.Store. Retention by age is applied as the history
 // is read, so a channel nobody publishes to still ages out on time.
 func (s *Store) Since(ctx context.Context, channel string, after message.Cursor) ([]*message.Message, bool, error) {
+	if err := s.unreachable("since"); err != nil {
+		return nil, false, err
+	}
 	maxCount, cutoff, _ := s.limits(channel, s.now())
 	earliest := 0
 	if after.IsEarliest() {
@@ -44,6 +47,9 @@ func (s *Store) Since(ctx context.Context, channel string, after message.Cursor)
 
 // Head implements store.Store.
 func (s *Store) Head(ctx context.Context) (message.Cursor, error) {
+	if err := s.unreachable("head"); err != nil {
+		return message.Cursor{}, err
+	}
 	for range maxEpochAttempts {
 		vals, err := s.client.HMGet(ctx, s.keys.meta(), "epoch", "seq").Result()
 		if err != nil {
@@ -72,6 +78,9 @@ func (s *Store) Head(ctx context.Context) (message.Cursor, error) {
 
 // Info implements store.Store.
 func (s *Store) Info(ctx context.Context, channel string) (store.Info, bool, error) {
+	if err := s.unreachable("info"); err != nil {
+		return store.Info{Channel: channel}, false, err
+	}
 	maxCount, cutoff, _ := s.limits(channel, s.now())
 	epoch, reply, err := s.eval(ctx, infoScript, func(epoch string) []string {
 		return []string{s.keys.meta(), s.keys.channel(epoch, channel)}
@@ -85,6 +94,9 @@ func (s *Store) Info(ctx context.Context, channel string) (store.Info, bool, err
 // Delete implements store.Store. The deleted notice travels through the
 // feed, so subscribers of the channel end on every node, this one included.
 func (s *Store) Delete(ctx context.Context, channel string) (store.Info, bool, error) {
+	if err := s.unreachable("delete"); err != nil {
+		return store.Info{Channel: channel}, false, err
+	}
 	now := s.now()
 	maxCount, cutoff, _ := s.limits(channel, now)
 	epoch, reply, err := s.eval(ctx, deleteScript, func(epoch string) []string {

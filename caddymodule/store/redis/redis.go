@@ -78,6 +78,9 @@ type Store struct {
 	deliver   atomic.Pointer[store.DeliverFunc]
 
 	reader *feedReader
+	// outage holds the error that made the reader find Redis unreachable,
+	// until it reaches it again; nil while all is well.
+	outage atomic.Pointer[error]
 
 	// ctx ends the background goroutines; wg waits for them.
 	ctx       context.Context
@@ -244,6 +247,21 @@ func (s *Store) ensureEpoch(ctx context.Context) (string, error) {
 	return epoch, nil
 }
 
+// rotateEpoch starts a new epoch if epoch's counter is still below seen,
+// and adopts whichever epoch is then in force.
+func (s *Store) rotateEpoch(ctx context.Context, epoch string, seen uint64) (string, error) {
+	fresh, err := message.NewEpoch()
+	if err != nil {
+		return "", err
+	}
+	current, err := rotateEpochScript.Run(ctx, s.client, []string{s.keys.meta()}, epoch, seen, fresh).Text()
+	if err != nil {
+		return "", err
+	}
+	s.adoptEpoch(current)
+	return current, nil
+}
+
 // maxEpochAttempts bounds how often one operation follows a changing
 // epoch; more than one change within a single operation means Redis is
 // being flushed in a loop.
@@ -282,6 +300,20 @@ func (s *Store) eval(ctx context.Context, script *goredis.Script, keys func(epoc
 		s.adoptEpoch(current)
 	}
 	return "", nil, errEpochChurn
+}
+
+// unreachable fails an operation at once while the reader knows Redis to
+// be unreachable. Without it every publish would wait for its own dial or
+// read timeout before its 503, and each would have go-redis log its own
+// failed dial; this way a PHP request gets its answer at once, and only the
+// reader, at its backoff pace, knocks on Redis's door. The price: up to one
+// backoff (maxBackoff at most) of refusals after Redis is back, until the
+// reader notices.
+func (s *Store) unreachable(op string) error {
+	if cause := s.outage.Load(); cause != nil {
+		return fmt.Errorf("redis store: %s: %w: %w", op, store.ErrUnavailable, *cause)
+	}
+	return nil
 }
 
 // unavailablePrefixes are the Redis error replies that mean "not now"

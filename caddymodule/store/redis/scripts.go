@@ -114,6 +114,23 @@ redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1])
 return redis.call('HGET', KEYS[1], 'epoch')
 `)
 
+// rotateEpochScript replaces an epoch whose counter went back: Redis came
+// back from an older snapshot (a crash with RDB persistence), so the ids
+// after it would be handed out a second time, to other messages. The old
+// epoch's keys are left behind; the new one starts from nothing. Only the
+// first node to notice rotates; the others find the epoch changed.
+//
+// KEYS: meta. ARGV: the rolled-back epoch, the seq a reader had already
+// seen in it, a fresh epoch.
+var rotateEpochScript = goredis.NewScript(writes + `
+local m = redis.call('HMGET', KEYS[1], 'epoch', 'seq')
+if m[1] == ARGV[1] and tonumber(m[2] or '0') < tonumber(ARGV[2]) then
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], 'epoch', ARGV[3])
+end
+return redis.call('HGET', KEYS[1], 'epoch')
+`)
+
 // appendScript stores a batch: ids from one INCRBY, each message added to
 // its channel's stream and to the feed, channels trimmed to their
 // retention, and the idempotency key set, all in one step.
