@@ -33,7 +33,6 @@ type Subscription struct {
 	ended     bool // the sink was closed or the subscriber left
 
 	listed bool // the hub's sets hold it; guarded by hub.mu
-	closed bool // Close was called: the hub no longer lists it
 }
 
 // Channels returns the channels the subscription still holds.

@@ -38,10 +38,6 @@ var forwardedHeaders = []string{"Cookie", "Authorization", "Origin", "User-Agent
 // connection (waited for when it ends, cancelled with it), so that a slow
 // backend never holds up delivery to the socket.
 func (f *Forwarder) forward(c *wsConn, ref string, data json.RawMessage) {
-	if len(data) == 0 {
-		c.fail(ref, "", http.StatusBadRequest, "message: data is missing")
-		return
-	}
 	if !c.acquireBackendSlot(f.MaxInFlight) {
 		c.fail(ref, "", http.StatusTooManyRequests, fmt.Sprintf("more than %d messages waiting for the backend", f.MaxInFlight))
 		return

@@ -282,14 +282,55 @@ type clientFrame struct {
 // maxRefLen bounds a client's request reference, which is echoed back.
 const maxRefLen = 64
 
-func (c *wsConn) handle(data []byte) {
+// frameError is a client frame refused with an HTTP-like status.
+type frameError struct {
+	status int
+	reason string
+}
+
+// decodeClientFrame reads and checks one client frame: JSON, a known op,
+// and for each op the fields it needs, well formed. What it accepts is safe
+// to act on; what it refuses gets a comet.error and changes nothing.
+func decodeClientFrame(data []byte) (clientFrame, *frameError) {
 	var f clientFrame
 	if err := json.Unmarshal(data, &f); err != nil {
-		c.fail("", "", http.StatusBadRequest, "frame is not a JSON object: "+err.Error())
-		return
+		return f, &frameError{http.StatusBadRequest, "frame is not a JSON object: " + err.Error()}
 	}
 	if len(f.Ref) > maxRefLen {
-		c.fail("", f.Channel, http.StatusBadRequest, fmt.Sprintf("ref is longer than %d bytes", maxRefLen))
+		return f, &frameError{http.StatusBadRequest, fmt.Sprintf("ref is longer than %d bytes", maxRefLen)}
+	}
+	switch f.Op {
+	case "subscribe", "unsubscribe":
+		if err := message.ValidateChannel(f.Channel); err != nil {
+			return f, &frameError{http.StatusBadRequest, err.Error()}
+		}
+		if f.Op == "subscribe" {
+			if _, err := message.ParseCursor(f.LastID); err != nil {
+				return f, &frameError{http.StatusBadRequest, "last_id: " + err.Error()}
+			}
+		}
+	case "ack":
+		if cursor, err := message.ParseCursor(f.LastID); err != nil || cursor.IsZero() {
+			return f, &frameError{http.StatusBadRequest, "ack: " + message.ErrMalformedCursor.Error()}
+		}
+	case "message":
+		if len(f.Data) == 0 {
+			return f, &frameError{http.StatusBadRequest, "message: data is missing"}
+		}
+	default:
+		return f, &frameError{http.StatusBadRequest, fmt.Sprintf("unknown op %q; use subscribe, unsubscribe, ack or message", f.Op)}
+	}
+	return f, nil
+}
+
+func (c *wsConn) handle(data []byte) {
+	f, ferr := decodeClientFrame(data)
+	if ferr != nil {
+		ref := f.Ref
+		if len(ref) > maxRefLen {
+			ref = ""
+		}
+		c.fail(ref, "", ferr.status, ferr.reason)
 		return
 	}
 	switch f.Op {
@@ -298,11 +339,7 @@ func (c *wsConn) handle(data []byte) {
 	case "unsubscribe":
 		c.handleUnsubscribe(f)
 	case "ack":
-		cursor, err := message.ParseCursor(f.LastID)
-		if err != nil || cursor.IsZero() {
-			c.fail(f.Ref, "", http.StatusBadRequest, "ack: "+message.ErrMalformedCursor.Error())
-			return
-		}
+		cursor, _ := message.ParseCursor(f.LastID)
 		c.mu.Lock()
 		c.acked = cursor
 		c.mu.Unlock()
@@ -312,21 +349,11 @@ func (c *wsConn) handle(data []byte) {
 			return
 		}
 		c.opts.WebSocket.Backend.forward(c, f.Ref, f.Data)
-	default:
-		c.fail(f.Ref, "", http.StatusBadRequest, fmt.Sprintf("unknown op %q; use subscribe, unsubscribe, ack or message", f.Op))
 	}
 }
 
 func (c *wsConn) handleSubscribe(f clientFrame) {
-	if err := message.ValidateChannel(f.Channel); err != nil {
-		c.fail(f.Ref, f.Channel, http.StatusBadRequest, err.Error())
-		return
-	}
-	cursor, err := message.ParseCursor(f.LastID)
-	if err != nil {
-		c.fail(f.Ref, f.Channel, http.StatusBadRequest, "last_id: "+err.Error())
-		return
-	}
+	cursor, _ := message.ParseCursor(f.LastID) // checked by decodeClientFrame
 	if auth := c.opts.WebSocket.Authorize; auth != nil {
 		until, err := auth(c.req, f.Channel)
 		if err != nil {

@@ -102,7 +102,8 @@ func (r *feedReader) run() {
 	}
 }
 
-// step does one thing: a sync, an epoch check, or one read of the feed.
+// step does one turn: a sync, or an epoch check when one is due and one
+// read of the feed.
 func (r *feedReader) step(ctx context.Context) error {
 	if !r.synced {
 		return r.sync(ctx)

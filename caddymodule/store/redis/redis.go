@@ -13,11 +13,14 @@
 //
 // While Redis cannot be reached, Append and the reads fail with errors that
 // wrap store.ErrUnavailable (publishes are answered 503, nothing is silently
-// dropped), the reader retries with capped backoff, logging the outage once
-// and the recovery once, and it resumes from the last feed entry it handed
-// over, so nothing published before or after is lost. When Redis comes back
-// empty, a new epoch starts and every local subscriber is asked to
-// reconnect; resuming by cursor then gets comet.reset.
+// dropped); once the reader has seen the outage they fail at once instead of
+// each waiting for a timeout. The reader retries with capped backoff,
+// logging the outage once and the recovery once, and resumes from the last
+// feed entry it handed over, so nothing published before or after is lost.
+// When Redis comes back empty, or from a snapshot older than what was
+// already handed out (its counter went back), a new epoch starts and every
+// local subscriber is asked to reconnect (a comet.reconnect notice without
+// a channel); resuming by cursor then gets comet.reset.
 package redis
 
 import (
