@@ -34,7 +34,7 @@ const legacyTokenKey = "legacy-test-key"
 func TestLegacyAppWorksWithoutJavaScript(t *testing.T) {
 	php := requirePHP(t)
 	phpPort := freePort(t)
-	srv := startCaddy(t, "legacy.Caddyfile", "PHP_PORT="+phpPort)
+	srv := startCaddy(t, "legacy.Caddyfile", "PHP_PORT="+phpPort, "COMET_TOKEN_KEY="+legacyTokenKey)
 	startLegacyApp(t, php, phpPort, srv.baseURL+"/comet")
 
 	ann := newLegacyBrowser(t, srv.baseURL)
@@ -94,13 +94,6 @@ func TestLegacyAppWorksWithoutJavaScript(t *testing.T) {
 		t.Errorf("page does not hand the client the message's hub id %s as its cursor", e.ID)
 	}
 
-	// The mention went to bob's private channel in the same batch, stored
-	// before the post was answered.
-	mention := decodeLongPoll(t, do(t, "GET", srv.baseURL+"/comet/sub/user.bob?wait=0&last_id="+url.QueryEscape(head), nil).body)
-	if len(mention.Messages) != 1 || decodeEnvelope(t, string(mention.Messages[0])).Event != "mention" {
-		t.Errorf("user.bob: want one mention, got %+v", mention)
-	}
-
 	// Bob, without JavaScript, sees the message by loading the page, and
 	// his page carries a subscribe token for his own channel only.
 	bob := newLegacyBrowser(t, srv.baseURL)
@@ -108,7 +101,20 @@ func TestLegacyAppWorksWithoutJavaScript(t *testing.T) {
 	if !strings.Contains(bobsRoom.body, escaped) {
 		t.Errorf("bob's page does not show ann's message:\n%s", bobsRoom.body)
 	}
-	checkLegacyToken(t, bobsRoom.body, "user.bob")
+	token := checkLegacyToken(t, bobsRoom.body, "user.bob")
+
+	// The mention went to bob's private channel in the same batch, stored
+	// before the post was answered; only bob's token opens it.
+	mention := decodeLongPoll(t, do(t, "GET", srv.baseURL+"/comet/sub/user.bob?wait=0&last_id="+url.QueryEscape(head)+"&token="+token, nil).body)
+	if len(mention.Messages) != 1 || decodeEnvelope(t, string(mention.Messages[0])).Event != "mention" {
+		t.Errorf("user.bob: want one mention, got %+v", mention)
+	}
+	if r := do(t, "GET", srv.baseURL+"/comet/sub/user.bob?wait=0", nil); r.status != http.StatusUnauthorized {
+		t.Errorf("user.bob without a token: want 401, got %d", r.status)
+	}
+	if r := do(t, "GET", srv.baseURL+"/comet/sub/user.ann?wait=0&token="+token, nil); r.status != http.StatusForbidden {
+		t.Errorf("user.ann with bob's token: want 403, got %d", r.status)
+	}
 }
 
 // TestLegacyAppSurvivesPushOutage posts to the chat while nothing listens at
@@ -280,7 +286,7 @@ var legacyTokenAttr = regexp.MustCompile(`data-token="([^"]*)"`)
 
 // checkLegacyToken checks the page's subscribe token: an HS256 JWT
 // signed with the app's key, for exactly the user's channel.
-func checkLegacyToken(t *testing.T, body, channel string) {
+func checkLegacyToken(t *testing.T, body, channel string) string {
 	t.Helper()
 	m := legacyTokenAttr.FindStringSubmatch(body)
 	if m == nil {
@@ -309,6 +315,7 @@ func checkLegacyToken(t *testing.T, body, channel string) {
 	if len(claims.Channels) != 1 || claims.Channels[0] != channel || claims.Exp <= time.Now().Unix() {
 		t.Errorf("token claims: want channels [%s] and a future exp, got %s", channel, payload)
 	}
+	return m[1]
 }
 
 // legacyFetched is a response read on another goroutine, where t.Fatal is not
