@@ -232,16 +232,20 @@ func (h *Hub) history(ctx context.Context, req SubscribeRequest) ([]*message.Mes
 		if !complete {
 			resets = append(resets, message.NewNotice(ch, message.Reset, nil, h.now()))
 		}
-		msgs = append(msgs, retained...)
+		for _, m := range retained {
+			// Newer than the head read above: it was published after
+			// registration, so it comes live, in order with the other
+			// channels' messages. Replaying it here could put it ahead of
+			// an older message of a channel read earlier.
+			if m.ID.Seq <= head.Seq {
+				msgs = append(msgs, m)
+			}
+		}
 	}
 	// Each channel's history is in id order; several are merged by id,
 	// since one cursor covers them all.
 	sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].ID.Seq < msgs[j].ID.Seq })
-	position := head
-	if n := len(msgs); n > 0 && msgs[n-1].ID.Seq > position.Seq {
-		position = msgs[n-1].ID
-	}
-	return append(resets, msgs...), position, nil
+	return append(resets, msgs...), head, nil
 }
 
 func (h *Hub) register(s *Subscription) error {

@@ -207,3 +207,43 @@ func TestSubscriberCountsFollowConnections(t *testing.T) {
 		t.Fatalf("after close: %+v", st)
 	}
 }
+
+// racingStore publishes on two channels right after the first history read,
+// as a concurrent publisher could between the reads of a multiplexed
+// subscription.
+type racingStore struct {
+	*memory.Store
+	raced bool
+}
+
+func (s *racingStore) Since(ctx context.Context, channel string, after message.Cursor) ([]*message.Message, bool, error) {
+	msgs, complete, err := s.Store.Since(ctx, channel, after)
+	if !s.raced {
+		s.raced = true
+		for _, ch := range []string{"a", "b"} {
+			d := message.Draft{Channel: ch, Type: "text/plain", Data: []byte("raced " + ch)}
+			d.Normalize()
+			s.Store.Append(ctx, []message.Draft{d}, "")
+		}
+	}
+	return msgs, complete, err
+}
+
+func TestPublishesBetweenHistoryReadsAreNotLost(t *testing.T) {
+	mem, err := memory.New(memory.Options{Retention: func(string) store.Retention { return store.Retention{Count: 10, Age: time.Hour} }, NoSweeper: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hub.New(&racingStore{Store: mem}, hub.Options{QueueLimit: 16})
+	defer h.Close()
+	q := hub.NewQueue(16, 0)
+	sub, err := h.Subscribe(context.Background(), hub.SubscribeRequest{Channels: []string{"a", "b"}, Cursor: message.Earliest}, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	got, _ := drain(q)
+	if want := "a:raced a b:raced b"; events(got) != want {
+		t.Fatalf("got %q, want %q", events(got), want)
+	}
+}
