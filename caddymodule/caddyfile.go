@@ -27,7 +27,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //
 //	comet [<name>] {
 //	    prefix             <path>
-//	    store              memory
+//	    store              memory | redis <url>
 //	    buffer             [<pattern>] <count> <age>
 //	    longpoll_timeout   <duration>
 //	    heartbeat          <duration>
@@ -71,7 +71,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "prefix":
 			err = oneArg(d, func(v string) error { h.Prefix = v; return nil })
 		case "store":
-			err = oneArg(d, func(v string) error { h.Store = v; return nil })
+			args := d.RemainingArgs()
+			switch {
+			case len(args) == 1 && args[0] == storeMemory:
+				h.Store = storeMemory
+			case len(args) == 2 && args[0] == storeRedis:
+				h.Store, h.StoreURL = storeRedis, args[1]
+			default:
+				return d.Errf("store: want `memory` or `redis <url>`")
+			}
 		case "buffer":
 			err = h.parseBuffer(d)
 		case "longpoll_timeout":

@@ -40,9 +40,14 @@ type Handler struct {
 	// request goes to the next handler unchanged. Default: "/comet".
 	Prefix string `json:"prefix,omitempty"`
 
-	// Store is where history lives. Only "memory" (embedded, per process)
-	// exists so far. Default: "memory".
+	// Store is where history lives: "memory" (embedded, one process) or
+	// "redis" (shared by every Caddy node on the same Redis, at StoreURL).
+	// Default: "memory".
 	Store string `json:"store,omitempty"`
+
+	// StoreURL locates the Redis server for the redis store:
+	// redis://[user:password@]host:port/db, or rediss:// for TLS.
+	StoreURL string `json:"store_url,omitempty"`
 
 	// Buffer is the retention of every channel without a more specific
 	// rule. Default: 100 messages, 1h.
@@ -198,6 +203,12 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
+// Store kinds.
+const (
+	storeMemory = "memory"
+	storeRedis  = "redis"
+)
+
 // Defaults.
 const (
 	defaultName            = "default"
@@ -244,14 +255,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	value, _, err := hubs.LoadOrNew(h.Name, func() (caddy.Destructor, error) {
-		return newPooledHub(h.Store, rules, h.MaxHubChannels)
+		return h.newPooledHub(ctx, rules)
 	})
 	if err != nil {
 		return fmt.Errorf("comet hub %q: %w", h.Name, err)
 	}
 	pooled := value.(*pooledHub)
-	if pooled.store != h.Store {
-		return fmt.Errorf("comet hub %q already runs on store %q; give this one another name", h.Name, pooled.store)
+	if pooled.store != h.storeIdentity() {
+		hubs.Delete(h.Name)
+		return fmt.Errorf("comet hub %q already runs on store %s; give this one another name", h.Name, pooled.store)
 	}
 	h.hub = pooled.hub
 	// Settings of the new config apply to the hub that survived the reload.
@@ -346,7 +358,7 @@ func (h *Handler) fillDefaults() {
 	}
 	h.Prefix = strings.TrimSuffix(h.Prefix, "/")
 	if h.Store == "" {
-		h.Store = "memory"
+		h.Store = storeMemory
 	}
 	if h.Buffer == nil {
 		h.Buffer = &Retention{}
@@ -401,8 +413,14 @@ func (h *Handler) Validate() error {
 	if !strings.HasPrefix(h.Prefix, "/") {
 		return fmt.Errorf("prefix %q must start with /", h.Prefix)
 	}
-	if h.Store != "memory" {
-		return fmt.Errorf("store %q is not known; use memory", h.Store)
+	switch h.Store {
+	case storeMemory:
+	case storeRedis:
+		if h.StoreURL == "" {
+			return fmt.Errorf("store redis needs a URL: store redis redis://127.0.0.1:6379/0")
+		}
+	default:
+		return fmt.Errorf("store %q is not known; use memory or redis", h.Store)
 	}
 	if h.Buffer.Count < 0 || h.Buffer.Age < 0 {
 		return fmt.Errorf("buffer must not be negative")

@@ -1,8 +1,13 @@
 package caddymodule
 
 import (
+	"context"
 	"fmt"
+	"net/url"
+	"sync"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -11,6 +16,7 @@ import (
 	"github.com/cometbox/cometbox/caddymodule/message"
 	"github.com/cometbox/cometbox/caddymodule/store"
 	"github.com/cometbox/cometbox/caddymodule/store/memory"
+	"github.com/cometbox/cometbox/caddymodule/store/redis"
 )
 
 // hubs holds one hub per name across config reloads: the new config's
@@ -20,19 +26,52 @@ var hubs = caddy.NewUsagePool()
 
 // pooledHub is a hub with what must outlive a single config along with it.
 type pooledHub struct {
-	hub         *hub.Hub
+	hub *hub.Hub
+	// store names the store and where it is (the Redis URL), so that a
+	// reload that points the same hub elsewhere is refused.
 	store       string
 	counters    httpapi.Counters
 	connections httpapi.ConnectionLimiter
 }
 
-func newPooledHub(storeName string, rules store.RetentionFunc, maxChannels int) (*pooledHub, error) {
-	st, err := memory.New(memory.Options{Retention: rules, MaxChannels: maxChannels})
-	if err != nil {
-		return nil, fmt.Errorf("open %s store: %w", storeName, err)
+// newPooledHub opens the handler's store and a hub over it.
+func (h *Handler) newPooledHub(ctx context.Context, rules store.RetentionFunc) (*pooledHub, error) {
+	var st store.Store
+	var err error
+	switch h.Store {
+	case storeRedis:
+		quietRedisClient()
+		st, err = redis.New(ctx, redis.Options{URL: h.StoreURL, Name: h.Name, Retention: rules, Logger: h.logger.Named("redis")})
+	default:
+		st, err = memory.New(memory.Options{Retention: rules, MaxChannels: h.MaxHubChannels})
 	}
-	return &pooledHub{hub: hub.New(st, hub.Options{}), store: storeName}, nil
+	if err != nil {
+		return nil, fmt.Errorf("open %s store: %w", h.Store, err)
+	}
+	return &pooledHub{hub: h.newHub(st), store: h.storeIdentity()}, nil
 }
+
+func (h *Handler) newHub(st store.Store) *hub.Hub { return hub.New(st, hub.Options{}) }
+
+// storeIdentity names the store a hub runs on, credentials left out.
+func (h *Handler) storeIdentity() string {
+	if h.Store != storeRedis {
+		return h.Store
+	}
+	if u, err := url.Parse(h.StoreURL); err == nil {
+		u.User = nil
+		return h.Store + " " + u.String()
+	}
+	return h.Store
+}
+
+// quietRedisClient routes go-redis's own log lines (one per failed dial)
+// to nowhere: the store logs an outage once, and its recovery once.
+var quietRedisClient = sync.OnceFunc(func() { goredis.SetLogger(discardRedisLog{}) })
+
+type discardRedisLog struct{}
+
+func (discardRedisLog) Printf(context.Context, string, ...any) {}
 
 // Destruct closes the hub when no config holds it any more.
 func (p *pooledHub) Destruct() error { return p.hub.Close() }
