@@ -48,6 +48,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    max_subscribers_per_channel <count>
 //	    max_hub_channels   <count>
 //	    max_connections_per_ip <count>
+//	    direct_delivery    on | off
 //	    allowed_origins    <origin...>
 //	    backend            <url>
 //	    backend_timeout    <duration>
@@ -131,6 +132,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = oneArg(d, intInto(&h.MaxHubChannels))
 		case "max_connections_per_ip":
 			err = oneArg(d, intInto(&h.MaxConnectionsPerIP))
+		case "direct_delivery":
+			err = oneArg(d, func(v string) error {
+				on, err := strconv.ParseBool(v)
+				if v == "on" || v == "off" {
+					on, err = v == "on", nil
+				}
+				h.DirectDelivery = &on
+				return err
+			})
 		case "allowed_origins":
 			h.AllowedOrigins = append(h.AllowedOrigins, d.RemainingArgs()...)
 			if len(h.AllowedOrigins) == 0 {

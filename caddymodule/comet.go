@@ -150,6 +150,14 @@ type Handler struct {
 	// client address; more are refused with 429. Default: 1000.
 	MaxConnectionsPerIP int `json:"max_connections_per_ip,omitempty"`
 
+	// DirectDelivery takes HTTP/1.1 SSE and NDJSON subscribers on plain
+	// sockets off their request goroutines: the connection is hijacked and
+	// a few writer goroutines send every message's shared bytes to all of
+	// them, so an idle subscriber costs about a kilobyte instead of a
+	// goroutine. HTTP/2, HTTP/3 and TLS subscribers stay on the handler
+	// path. Default: true (on Linux).
+	DirectDelivery *bool `json:"direct_delivery,omitempty"`
+
 	// AllowedOrigins lists the origins (scheme://host[:port]), besides the
 	// page's own, whose pages may subscribe (CORS, with credentials) and
 	// open a WebSocket; "*" allows any origin, without credentials. A
@@ -305,6 +313,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Connections: &pooled.connections,
 	}
 	h.api.Transport.WebSocket.Authorize = h.api.AuthorizeRuntime
+	if h.DirectDelivery == nil || *h.DirectDelivery {
+		h.api.Transport.Direct = pooled.direct
+	}
 	registerMetrics(ctx.GetMetricsRegistry(), h.Name, pooled)
 	return nil
 }

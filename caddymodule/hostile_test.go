@@ -91,7 +91,11 @@ func TestHostileInputGetsClearAnswers(t *testing.T) {
 // cut as a slow consumer, and the server's memory must not follow what was
 // published.
 func TestNeverReadingSubscriberIsCutAndMemoryStaysBounded(t *testing.T) {
-	srv := startCaddy(t, "core.Caddyfile", "UPSTREAM_PORT=1")
+	eachDeliveryPath(t, neverReadingSubscriberIsCut)
+}
+
+func neverReadingSubscriberIsCut(t *testing.T, path string) {
+	srv := startCaddy(t, "core.Caddyfile", "UPSTREAM_PORT=1", "DIRECT="+path)
 	addr := strings.TrimPrefix(srv.baseURL, "http://")
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {

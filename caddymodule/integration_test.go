@@ -10,7 +10,11 @@ import (
 )
 
 func TestMessageReachesEveryTransportWithSameEnvelope(t *testing.T) {
-	srv := startCaddy(t, "core.Caddyfile", "UPSTREAM_PORT=1")
+	eachDeliveryPath(t, sameEnvelopeEverywhere)
+}
+
+func sameEnvelopeEverywhere(t *testing.T, path string) {
+	srv := startCaddy(t, "core.Caddyfile", "UPSTREAM_PORT=1", "DIRECT="+path)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
@@ -91,7 +95,11 @@ func TestLongPollResendsUnacknowledged(t *testing.T) {
 }
 
 func TestCursorBeyondHistoryGetsResetFirst(t *testing.T) {
-	srv := startCaddy(t, "core.Caddyfile", "UPSTREAM_PORT=1")
+	eachDeliveryPath(t, resetFirst)
+}
+
+func resetFirst(t *testing.T, path string) {
+	srv := startCaddy(t, "core.Caddyfile", "UPSTREAM_PORT=1", "DIRECT="+path)
 	var published []string
 	for i := range 8 {
 		published = append(published, publishText(t, srv.baseURL, "small.room", fmt.Sprint(i)))

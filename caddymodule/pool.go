@@ -8,6 +8,7 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/cometbox/cometbox/caddymodule/store"
 	"github.com/cometbox/cometbox/caddymodule/store/memory"
 	"github.com/cometbox/cometbox/caddymodule/store/redis"
+	"github.com/cometbox/cometbox/caddymodule/transport/direct"
 )
 
 // hubs holds one hub per name across config reloads: the new config's
@@ -32,6 +34,9 @@ type pooledHub struct {
 	store       string
 	counters    httpapi.Counters
 	connections httpapi.ConnectionLimiter
+	// direct serves HTTP/1.1 SSE and NDJSON subscribers without a
+	// goroutine each; nil where the platform lacks epoll.
+	direct *direct.Pool
 }
 
 // newPooledHub opens the handler's store and a hub over it.
@@ -48,7 +53,13 @@ func (h *Handler) newPooledHub(ctx context.Context, rules store.RetentionFunc) (
 	if err != nil {
 		return nil, fmt.Errorf("open %s store: %w", h.Store, err)
 	}
-	return &pooledHub{hub: h.newHub(st), store: h.storeIdentity()}, nil
+	pooled := &pooledHub{hub: h.newHub(st), store: h.storeIdentity()}
+	if pool, err := direct.New(); err == nil {
+		pooled.direct = pool
+	} else {
+		h.logger.Info("HTTP/1.1 subscribers stay on their request goroutines", zap.Error(err))
+	}
+	return pooled, nil
 }
 
 func (h *Handler) newHub(st store.Store) *hub.Hub { return hub.New(st, hub.Options{}) }
@@ -74,7 +85,12 @@ type discardRedisLog struct{}
 func (discardRedisLog) Printf(context.Context, string, ...any) {}
 
 // Destruct closes the hub when no config holds it any more.
-func (p *pooledHub) Destruct() error { return p.hub.Close() }
+func (p *pooledHub) Destruct() error {
+	if p.direct != nil {
+		p.direct.Close()
+	}
+	return p.hub.Close()
+}
 
 // retentionRules turns buffer settings into the store's rule: the first
 // pattern that matches a channel wins, then the default buffer.

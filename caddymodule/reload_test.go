@@ -13,7 +13,11 @@ import (
 // stream with comet.reconnect; the subscriber comes back with its cursor
 // and misses nothing, because the hub and its buffers survived the reload.
 func TestReloadKeepsHistoryAndSubscribersResume(t *testing.T) {
-	srv := startCaddy(t, "core.Caddyfile", "UPSTREAM_PORT=1")
+	eachDeliveryPath(t, reloadKeepsHistory)
+}
+
+func reloadKeepsHistory(t *testing.T, path string) {
+	srv := startCaddy(t, "core.Caddyfile", "UPSTREAM_PORT=1", "DIRECT="+path)
 	const total = 200
 	var published []string
 	for i := range 20 {

@@ -45,9 +45,9 @@ func (a *API) serveSubscribe(w http.ResponseWriter, r *http.Request, list string
 	if !until.IsZero() {
 		// The grant ends the subscription when it expires; the transports
 		// tell the client why (transport.ErrGrantExpired).
-		ctx, cancel := context.WithDeadlineCause(r.Context(), until, transport.ErrGrantExpired)
+		var cancel context.CancelFunc
+		r, cancel = transport.WithGrant(r, until)
 		defer cancel()
-		r = r.WithContext(ctx)
 	}
 	ip := a.clientIP(r)
 	if a.Connections != nil {
@@ -57,7 +57,9 @@ func (a *API) serveSubscribe(w http.ResponseWriter, r *http.Request, list string
 			w.Header().Set("Connection", "close")
 			return errorf(http.StatusTooManyRequests, "too many subscriber connections from %s (max_connections_per_ip)", ip)
 		}
-		defer a.Connections.release(ip)
+		var done func()
+		r, done = transport.WithRelease(r, func() { a.Connections.release(ip) })
+		defer done()
 	}
 	req := hub.SubscribeRequest{Channels: channels, Cursor: cursor, Transport: name}
 	switch name {

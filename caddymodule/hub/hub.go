@@ -83,6 +83,11 @@ func (h *Hub) SetQueueLimit(frames, bytes int) {
 	h.queueBytes.Store(int64(bytes))
 }
 
+// QueueLimits are the per-subscriber queue limits in force: frames, bytes.
+func (h *Hub) QueueLimits() (frames, bytes int) {
+	return int(h.queueLimit.Load()), int(h.queueBytes.Load())
+}
+
 // NewQueue makes a subscriber queue with the limits in force.
 func (h *Hub) NewQueue() *Queue {
 	return NewQueue(int(h.queueLimit.Load()), int(h.queueBytes.Load()))

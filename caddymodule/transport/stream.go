@@ -9,6 +9,7 @@ import (
 
 	"github.com/cometbox/cometbox/caddymodule/hub"
 	"github.com/cometbox/cometbox/caddymodule/message"
+	"github.com/cometbox/cometbox/caddymodule/transport/direct"
 )
 
 // framing is what differs between the two streaming transports.
@@ -20,6 +21,9 @@ type framing struct {
 	heartbeat []byte
 	// frame writes one message.
 	frame func(out *frameWriter, m *message.Message)
+	// appendFrame is the same for the direct path: the message's shared
+	// buffers, appended to a backlog.
+	appendFrame func(dst [][]byte, m *message.Message) [][]byte
 	// maxBytes ends the stream once it has written this much; 0 is no limit.
 	maxBytes    int64
 	extraHeader func(http.Header)
@@ -46,6 +50,9 @@ func ServeSSE(w http.ResponseWriter, r *http.Request, h *hub.Hub, req hub.Subscr
 			out.write(m.Line())
 			out.write(blankLine)
 		},
+		appendFrame: func(dst [][]byte, m *message.Message) [][]byte {
+			return append(dst, m.SSEHead(), m.Line(), blankLine)
+		},
 	})
 }
 
@@ -56,6 +63,7 @@ func ServeStream(w http.ResponseWriter, r *http.Request, h *hub.Hub, req hub.Sub
 		contentType: "application/x-ndjson",
 		heartbeat:   []byte("\n"),
 		frame:       func(out *frameWriter, m *message.Message) { out.write(m.Line()) },
+		appendFrame: func(dst [][]byte, m *message.Message) [][]byte { return append(dst, m.Line()) },
 		maxBytes:    opts.StreamMaxBytes,
 		extraHeader: func(h http.Header) {
 			// Asks intermediaries to forward each part as it comes
@@ -70,6 +78,11 @@ func ServeStream(w http.ResponseWriter, r *http.Request, h *hub.Hub, req hub.Sub
 var ErrWrite = errors.New("write to subscriber")
 
 func serveStream(w http.ResponseWriter, r *http.Request, h *hub.Hub, req hub.SubscribeRequest, opts *Options, f framing) error {
+	if opts.Direct != nil {
+		if taken, err := opts.Direct.Serve(w, r, h, held(r, req, opts), opts.directStream(f)); taken {
+			return err
+		}
+	}
 	// Registered before the headers are flushed (SPEC §3): whatever is
 	// published after the client sees them reaches it.
 	sub, q, err := subscribe(r, h, req)
@@ -137,6 +150,55 @@ func serveStream(w http.ResponseWriter, r *http.Request, h *hub.Hub, req hub.Sub
 			return nil
 		}
 	}
+}
+
+// directStream describes a stream for the direct path. Streams are shared
+// by every connection of a handler (one per framing), so an idle
+// subscriber holds a pointer, not a copy.
+func (o *Options) directStream(f framing) *direct.Stream {
+	o.streamsMu.Lock()
+	defer o.streamsMu.Unlock()
+	key := f.contentType + "\x00" + string(f.preamble)
+	if s, ok := o.streams[key]; ok {
+		return s
+	}
+	if o.streams == nil {
+		o.streams = make(map[string]*direct.Stream)
+	}
+	s := f.direct(o)
+	o.streams[key] = s
+	return s
+}
+
+// direct describes the stream for the direct path.
+func (f framing) direct(opts *Options) *direct.Stream {
+	s := &direct.Stream{
+		ContentType:    f.contentType,
+		Preamble:       f.preamble,
+		AppendFrame:    f.appendFrame,
+		HeartbeatBytes: f.heartbeat,
+		Heartbeat:      opts.Heartbeat,
+		MaxBytes:       f.maxBytes,
+		Reconnect:      reconnectNotice,
+	}
+	if f.extraHeader != nil {
+		h := http.Header{}
+		f.extraHeader(h)
+		s.ExtraHeaders = make(map[string]string, len(h))
+		for k := range h {
+			s.ExtraHeaders[k] = h.Get(k)
+		}
+	}
+	return s
+}
+
+// held is what the direct path needs to know of a request.
+func held(r *http.Request, req hub.SubscribeRequest, opts *Options) direct.Held {
+	h := direct.Held{Request: req, Unload: opts.Unload, CloseDelay: opts.CloseDelay, TakeRelease: func() func() { return takeRelease(r) }}
+	if until, ok := grantUntil(r); ok {
+		h.Until = until
+	}
+	return h
 }
 
 // frameWriter writes frames to a held response through its

@@ -10,10 +10,12 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/cometbox/cometbox/caddymodule/hub"
 	"github.com/cometbox/cometbox/caddymodule/message"
+	"github.com/cometbox/cometbox/caddymodule/transport/direct"
 )
 
 // Names accepted by ?transport=.
@@ -47,6 +49,12 @@ type Options struct {
 	// ClientAddr tells the client's address, for X-Forwarded-For on
 	// requests made on its behalf.
 	ClientAddr func(*http.Request) string
+	// Direct, when set, takes HTTP/1.1 SSE and NDJSON subscribers off their
+	// request goroutines onto its shared writers.
+	Direct *direct.Pool
+
+	streamsMu sync.Mutex
+	streams   map[string]*direct.Stream // by framing, for Direct
 }
 
 // drainBudget is about how much one write batch takes from a subscriber's
@@ -93,6 +101,54 @@ const (
 // notice saying so (WebSocket: close 1008), and the client needs a fresh
 // grant to come back.
 var ErrGrantExpired = errors.New("subscription authorization expired")
+
+// grantKey holds, in a request's context, when its grant expires.
+type grantKey struct{}
+
+// WithGrant bounds a request by the expiry of its subscribe grant: its
+// context ends then with ErrGrantExpired as the cause.
+func WithGrant(r *http.Request, until time.Time) (*http.Request, context.CancelFunc) {
+	ctx, cancel := context.WithDeadlineCause(r.Context(), until, ErrGrantExpired)
+	return r.WithContext(context.WithValue(ctx, grantKey{}, until)), cancel
+}
+
+// grantUntil is when a request's grant expires, if it does.
+func grantUntil(r *http.Request) (time.Time, bool) {
+	until, ok := r.Context().Value(grantKey{}).(time.Time)
+	return until, ok
+}
+
+// releaseKey holds, in a request's context, what to do when the subscriber
+// connection it opened ends.
+type releaseKey struct{}
+
+type release struct {
+	fn    func()
+	taken bool
+}
+
+// WithRelease arranges for fn to run when the subscriber connection of r
+// ends. Call the returned func when the handler returns: it runs fn unless
+// the connection was taken over (by the direct path), which then runs fn
+// itself when the socket closes.
+func WithRelease(r *http.Request, fn func()) (*http.Request, func()) {
+	rel := &release{fn: fn}
+	return r.WithContext(context.WithValue(r.Context(), releaseKey{}, rel)), func() {
+		if !rel.taken {
+			fn()
+		}
+	}
+}
+
+// takeRelease hands the release of r's connection to the caller.
+func takeRelease(r *http.Request) func() {
+	rel, ok := r.Context().Value(releaseKey{}).(*release)
+	if !ok {
+		return nil
+	}
+	rel.taken = true
+	return rel.fn
+}
 
 // grantExpired reports whether a request ended because its grant expired.
 func grantExpired(r *http.Request) bool {

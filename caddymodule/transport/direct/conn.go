@@ -1,0 +1,290 @@
+//go:build linux
+
+package direct
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cometbox/cometbox/caddymodule/hub"
+	"github.com/cometbox/cometbox/caddymodule/message"
+)
+
+// conn is one hijacked subscriber socket. It is the hub.Sink of its
+// subscription: Send appends the message's shared, pre-encoded buffers to a
+// bounded backlog and hands the connection to its shard's writer; no
+// goroutine belongs to it.
+type conn struct {
+	pool  *Pool
+	shard *shard
+	// fd is the socket, owned here: a duplicate of the hijacked
+	// connection's descriptor, whose net.Conn (with its poll descriptor and
+	// addresses) is closed at once, so an idle subscriber keeps only this
+	// struct and its subscription. Every syscall on it runs under mu, and
+	// close closes it under mu, so a reused descriptor number is never
+	// written to by mistake.
+	fd     int
+	stream *Stream
+
+	mu          sync.Mutex
+	out         [][]byte // backlog; out[0] is written from offset on
+	offset      int
+	pending     int // bytes in the backlog
+	frames      int // messages in the backlog
+	written     int64
+	lastWrite   time.Time
+	dirty       bool  // waiting in its shard's list
+	blocked     bool  // the socket would block: wait for EPOLLOUT
+	ending      error // end once the backlog is written
+	closed      bool
+	sub         *hub.Subscription
+	timers      []*time.Timer
+	limitFrames int
+	limitBytes  int
+	closeDelay  time.Duration
+	release     func() // runs once the socket is closed
+}
+
+// Reasons a hijacked connection ends, besides the hub's.
+var (
+	errGone     = errors.New("subscriber went away")
+	errMaxBytes = errors.New("stream_max_bytes reached")
+	errUnload   = errors.New("handler unloaded")
+	errExpired  = errors.New("authorization expired")
+	errWrite    = errors.New("write failed")
+)
+
+// Start implements hub.Sink: the replay is queued whole, whatever the limits.
+func (c *conn) Start(replay []*message.Message) {
+	c.mu.Lock()
+	for _, m := range replay {
+		c.appendLocked(m)
+	}
+	c.mu.Unlock()
+	c.kick()
+}
+
+// Send implements hub.Sink. It never blocks: a backlog past the limits
+// answers false and the hub cuts the subscriber, which resumes by cursor.
+func (c *conn) Send(m *message.Message) bool {
+	c.mu.Lock()
+	if c.closed || c.ending != nil {
+		c.mu.Unlock()
+		return true
+	}
+	if c.frames >= c.limitFrames || c.pending > 0 && c.limitBytes > 0 && c.pending+m.Size() > c.limitBytes {
+		c.mu.Unlock()
+		return false
+	}
+	c.appendLocked(m)
+	c.mu.Unlock()
+	c.kick()
+	return true
+}
+
+// Close implements hub.Sink: what is queued is still written, then the
+// socket is closed.
+func (c *conn) Close(reason error) {
+	c.mu.Lock()
+	if c.ending == nil {
+		c.ending = reason
+	}
+	c.mu.Unlock()
+	c.kick()
+}
+
+// endWith queues a last notice and ends the connection after it.
+func (c *conn) endWith(notice *message.Message, reason error) {
+	c.mu.Lock()
+	if c.closed || c.ending != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.appendLocked(notice)
+	c.ending = reason
+	c.mu.Unlock()
+	c.kick()
+}
+
+func (c *conn) appendLocked(m *message.Message) {
+	from := len(c.out)
+	c.out = c.stream.AppendFrame(c.out, m)
+	for _, b := range c.out[from:] {
+		c.pending += len(b)
+	}
+	c.frames++
+}
+
+// kick hands the connection to its writer unless it is already waiting
+// there or for the socket to take more.
+func (c *conn) kick() {
+	c.mu.Lock()
+	if c.dirty || c.blocked || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.dirty = true
+	c.mu.Unlock()
+	c.shard.push(c)
+}
+
+// maxIovecs bounds one writev.
+const maxIovecs = 64
+
+// flush writes what the socket takes now, without blocking: the writer
+// goroutine of a shard serves thousands of sockets.
+func (c *conn) flush() {
+	c.mu.Lock()
+	c.dirty = false
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	for len(c.out) > 0 {
+		iovs := make([][]byte, 0, min(len(c.out), maxIovecs))
+		iovs = append(iovs, c.out[0][c.offset:])
+		for _, b := range c.out[1:min(len(c.out), maxIovecs)] {
+			iovs = append(iovs, b)
+		}
+		n, err := c.writev(iovs)
+		if n > 0 {
+			c.advanceLocked(n)
+		}
+		if errors.Is(err, unix.EAGAIN) {
+			c.blocked = true // EPOLLOUT (edge-triggered) wakes it
+			c.mu.Unlock()
+			return
+		}
+		if err != nil {
+			c.mu.Unlock()
+			c.close(errWrite)
+			return
+		}
+	}
+	c.frames = 0
+	if c.stream.MaxBytes > 0 && c.written >= c.stream.MaxBytes && c.ending == nil {
+		c.appendLocked(c.stream.Reconnect(errMaxBytes.Error()))
+		c.ending = errMaxBytes
+		c.mu.Unlock()
+		c.flush()
+		return
+	}
+	ending := c.ending
+	c.mu.Unlock()
+	if ending != nil {
+		c.close(ending)
+	}
+}
+
+func (c *conn) writev(iovs [][]byte) (int, error) {
+	for {
+		n, err := unix.Writev(c.fd, iovs)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		return n, err
+	}
+}
+
+// advanceLocked drops n written bytes from the backlog.
+func (c *conn) advanceLocked(n int) {
+	c.written += int64(n)
+	c.pending -= n
+	c.lastWrite = c.pool.now()
+	for n > 0 {
+		rest := len(c.out[0]) - c.offset
+		if n < rest {
+			c.offset += n
+			return
+		}
+		n -= rest
+		c.out[0] = nil
+		c.out = c.out[1:]
+		c.offset = 0
+	}
+	if len(c.out) == 0 {
+		c.out = nil // an idle subscriber keeps no backlog array
+	}
+}
+
+// writable is the poller's news that a blocked socket takes more.
+func (c *conn) writable() {
+	c.mu.Lock()
+	blocked := c.blocked
+	c.blocked = false
+	c.mu.Unlock()
+	if blocked {
+		c.kick()
+	}
+}
+
+// hangup is the poller's news that the peer is gone.
+func (c *conn) hangup() { c.close(errGone) }
+
+// discardInput reads and drops what a subscriber sends after its request
+// (nothing, normally); end of input means it went away.
+func (c *conn) discardInput() {
+	var buf [512]byte
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return
+		}
+		n, err := unix.Read(c.fd, buf[:])
+		c.mu.Unlock()
+		switch {
+		case n > 0 || errors.Is(err, unix.EINTR):
+			continue
+		case n == 0 && err == nil:
+			c.close(errGone)
+			return
+		default:
+			return // EAGAIN: drained
+		}
+	}
+}
+
+// heartbeatDue queues a heartbeat if nothing was written for an interval.
+func (c *conn) heartbeatDue(now time.Time) {
+	c.mu.Lock()
+	if c.closed || c.ending != nil || len(c.out) > 0 || now.Sub(c.lastWrite) < c.stream.Heartbeat {
+		c.mu.Unlock()
+		return
+	}
+	c.out = append(c.out, c.stream.HeartbeatBytes)
+	c.pending += len(c.stream.HeartbeatBytes)
+	c.mu.Unlock()
+	c.kick()
+}
+
+// close ends the connection: the poller lets go of the fd before it is
+// closed, and the hub of the subscription after.
+func (c *conn) close(reason error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.out = nil
+	for _, t := range c.timers {
+		t.Stop()
+	}
+	sub := c.sub
+	c.pool.poller.remove(c)
+	unix.Close(c.fd)
+	c.mu.Unlock()
+	if sub != nil {
+		sub.Close()
+	}
+	if c.release != nil {
+		c.release()
+	}
+	c.pool.forget(c)
+}
+
+var _ hub.Sink = (*conn)(nil)

@@ -1,0 +1,386 @@
+//go:build linux
+
+// Package direct delivers to HTTP/1.1 subscribers without a goroutine per
+// subscriber. The request is hijacked, the response head written by hand
+// (close-delimited, so the body is exactly the frames), and the socket
+// joins a pool where a few writer goroutines, one per core, write each
+// message's shared pre-encoded buffers with writev. A socket that would
+// block keeps a bounded backlog and is woken by epoll when it drains; one
+// that stays blocked is cut by the hub and resumes by cursor. One epoll
+// goroutine notices hangups for all sockets.
+package direct
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cometbox/cometbox/caddymodule/hub"
+	"github.com/cometbox/cometbox/caddymodule/message"
+)
+
+// Stream is what one kind of held response (SSE, NDJSON) looks like.
+type Stream struct {
+	ContentType string
+	// Preamble follows the head at once (SSE: retry and a comment).
+	Preamble []byte
+	// AppendFrame appends the buffers of one message to dst: buffers
+	// shared with every other subscriber, written as they are.
+	AppendFrame    func(dst [][]byte, m *message.Message) [][]byte
+	HeartbeatBytes []byte
+	Heartbeat      time.Duration
+	// MaxBytes ends the stream with a reconnect notice once this much was
+	// written; 0 is no limit.
+	MaxBytes int64
+	// Reconnect makes the comet.reconnect notice for a reason.
+	Reconnect func(reason string) *message.Message
+	// ExtraHeaders are set on the response besides the ones in w.Header().
+	ExtraHeaders map[string]string
+}
+
+// Held is one request to hold.
+type Held struct {
+	Request hub.SubscribeRequest
+	// Unload is closed when the handler that took the request is
+	// unloaded; the connection ends CloseDelay (plus jitter) later.
+	Unload     <-chan struct{}
+	CloseDelay time.Duration
+	// Until is when the subscriber's grant expires; zero is never.
+	Until time.Time
+	// TakeRelease, once the request is taken over, hands over what must
+	// run when the connection ends (the per-address connection count).
+	TakeRelease func() func()
+}
+
+// Pool holds hijacked subscriber sockets and the goroutines that serve them
+// all: one writer per core, one epoll watcher, one heartbeat ticker, and
+// one waiter per handler generation for unload.
+type Pool struct {
+	shards []*shard
+	poller *poller
+	now    func() time.Time
+
+	mu      sync.Mutex
+	conns   map[*conn]struct{}
+	unloads map[<-chan struct{}][]*conn
+	closed  bool
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// heartbeatTick is how often idle sockets are checked for a due heartbeat.
+const heartbeatTick = time.Second
+
+// New starts a pool.
+func New() (*Pool, error) {
+	poller, err := newPoller()
+	if err != nil {
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	p := &Pool{
+		poller:  poller,
+		now:     time.Now,
+		conns:   make(map[*conn]struct{}),
+		unloads: make(map[<-chan struct{}][]*conn),
+		stop:    make(chan struct{}),
+	}
+	for range runtime.GOMAXPROCS(0) {
+		s := &shard{wake: make(chan struct{}, 1)}
+		p.shards = append(p.shards, s)
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			s.run(p.stop)
+		}()
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.heartbeats()
+	}()
+	return p, nil
+}
+
+// Serve takes over an HTTP/1.1 request on a plain socket: it hijacks the
+// connection, registers the subscription (before the head is written, so
+// nothing published after the client sees it is missed), queues head,
+// preamble and history, and returns; the request goroutine is free. It
+// returns false, having touched nothing, when the request cannot be
+// hijacked onto a raw socket (HTTP/2, HTTP/3, TLS): serve it in the
+// handler then.
+func (p *Pool) Serve(w http.ResponseWriter, r *http.Request, h *hub.Hub, held Held, s *Stream) (bool, error) {
+	if r.ProtoMajor != 1 || r.TLS != nil {
+		return false, nil
+	}
+	head := responseHead(w.Header(), s)
+	socket, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return false, nil
+	}
+	fd, err := ownSocket(socket)
+	if err != nil {
+		// A wrapped connection (a listener wrapper): answer a retry, the
+		// client falls back or comes again.
+		socket.Write([]byte("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
+		socket.Close()
+		return true, nil
+	}
+	frames, bytes := h.QueueLimits()
+	c := &conn{
+		pool:        p,
+		fd:          fd,
+		stream:      s,
+		out:         [][]byte{head},
+		pending:     len(head),
+		lastWrite:   p.now(),
+		limitFrames: frames,
+		limitBytes:  bytes,
+		closeDelay:  held.CloseDelay,
+	}
+	if len(s.Preamble) > 0 {
+		c.out = append(c.out, s.Preamble)
+		c.pending += len(s.Preamble)
+	}
+	if held.TakeRelease != nil {
+		c.release = held.TakeRelease()
+	}
+	c.shard = p.shards[c.fd%len(p.shards)]
+	if !p.track(c, held.Unload) {
+		unix.Close(fd)
+		return true, nil
+	}
+	if err := p.poller.add(c); err != nil {
+		c.close(err)
+		return true, nil
+	}
+	sub, err := h.Subscribe(r.Context(), held.Request, c)
+	if err != nil {
+		c.mu.Lock()
+		c.out = [][]byte{[]byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nhub unavailable\n")}
+		c.ending = err
+		c.mu.Unlock()
+		c.kick()
+		return true, nil
+	}
+	c.mu.Lock()
+	c.sub = sub
+	if !held.Until.IsZero() {
+		c.timers = append(c.timers, time.AfterFunc(time.Until(held.Until), func() {
+			c.endWith(s.Reconnect(errExpired.Error()), errExpired)
+		}))
+	}
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		sub.Close() // the peer left while subscribing
+	}
+	c.kick()
+	return true, nil
+}
+
+// responseHead writes the status line and headers of a held response. The
+// body is close-delimited (RFC 9112 §6.3): no chunk framing, so every frame
+// goes out as the same bytes to every subscriber.
+func responseHead(header http.Header, s *Stream) []byte {
+	var b strings.Builder
+	b.WriteString("HTTP/1.1 200 OK\r\n")
+	keys := make([]string, 0, len(header))
+	for k := range header {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if k == "Content-Length" || k == "Transfer-Encoding" || k == "Connection" {
+			continue
+		}
+		for _, v := range header[k] {
+			b.WriteString(k + ": " + strings.NewReplacer("\r", "", "\n", "").Replace(v) + "\r\n")
+		}
+	}
+	b.WriteString("Content-Type: " + s.ContentType + "\r\n")
+	b.WriteString("Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n")
+	for k, v := range s.ExtraHeaders {
+		b.WriteString(k + ": " + v + "\r\n")
+	}
+	b.WriteString("Date: " + time.Now().UTC().Format(http.TimeFormat) + "\r\n")
+	b.WriteString("Connection: close\r\n\r\n")
+	return []byte(b.String())
+}
+
+// ownSocket takes the socket of a hijacked connection as a bare
+// descriptor: it is duplicated (close-on-exec, still non-blocking: the flag
+// belongs to the shared open file), and the net.Conn is closed, which
+// closes only its own descriptor.
+func ownSocket(c net.Conn) (int, error) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return -1, errors.New("not a socket")
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	var dupErr error
+	if err := raw.Control(func(orig uintptr) { fd, dupErr = unix.FcntlInt(orig, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return -1, err
+	}
+	if dupErr != nil {
+		return -1, dupErr
+	}
+	c.Close()
+	return fd, nil
+}
+
+// track lists a connection, and under its handler's unload signal.
+func (p *Pool) track(c *conn, unload <-chan struct{}) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.conns[c] = struct{}{}
+	if unload == nil {
+		return true
+	}
+	group, seen := p.unloads[unload]
+	p.unloads[unload] = append(group, c)
+	if !seen {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			select {
+			case <-unload:
+				p.unload(unload)
+			case <-p.stop:
+			}
+		}()
+	}
+	return true
+}
+
+func (p *Pool) forget(c *conn) {
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.mu.Unlock()
+}
+
+// unload ends the connections taken by an unloaded handler, each after the
+// close delay plus a random jitter of up to the same again, so that
+// clients do not all come back at once.
+func (p *Pool) unload(unload <-chan struct{}) {
+	p.mu.Lock()
+	group := p.unloads[unload]
+	delete(p.unloads, unload)
+	p.mu.Unlock()
+	for _, c := range group {
+		delay := c.closeDelay
+		if delay > 0 {
+			delay += rand.N(delay)
+		}
+		c.mu.Lock()
+		if !c.closed {
+			c.timers = append(c.timers, time.AfterFunc(delay, func() {
+				c.endWith(c.stream.Reconnect("server reloading"), errUnload)
+			}))
+		}
+		c.mu.Unlock()
+	}
+}
+
+func (p *Pool) heartbeats() {
+	t := time.NewTicker(heartbeatTick)
+	defer t.Stop()
+	for {
+		select {
+		case now := <-t.C:
+			p.mu.Lock()
+			conns := make([]*conn, 0, len(p.conns))
+			for c := range p.conns {
+				conns = append(conns, c)
+			}
+			p.mu.Unlock()
+			for _, c := range conns {
+				c.heartbeatDue(now)
+			}
+		case <-p.stop:
+			return
+		}
+	}
+}
+
+// Close ends every connection and stops the pool's goroutines.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	conns := make([]*conn, 0, len(p.conns))
+	for c := range p.conns {
+		conns = append(conns, c)
+	}
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.close(hub.ErrHubClosed)
+	}
+	close(p.stop)
+	p.wg.Wait()
+	p.poller.close()
+}
+
+// shard is one writer goroutine and the connections waiting for it.
+type shard struct {
+	mu    sync.Mutex
+	ready []*conn
+	spare []*conn
+	wake  chan struct{}
+}
+
+func (s *shard) push(c *conn) {
+	s.mu.Lock()
+	s.ready = append(s.ready, c)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *shard) run(stop <-chan struct{}) {
+	for {
+		select {
+		case <-s.wake:
+		case <-stop:
+			return
+		}
+		for {
+			s.mu.Lock()
+			batch := s.ready
+			s.ready, s.spare = s.spare[:0], nil
+			s.mu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
+			for i, c := range batch {
+				c.flush()
+				batch[i] = nil
+			}
+			s.mu.Lock()
+			s.spare = batch[:0]
+			s.mu.Unlock()
+		}
+	}
+}
