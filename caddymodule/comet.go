@@ -316,7 +316,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.DirectDelivery == nil || *h.DirectDelivery {
 		h.api.Transport.Direct = pooled.direct
 	}
-	registerMetrics(ctx.GetMetricsRegistry(), h.Name, pooled)
+	registerMetrics(ctx.GetMetricsRegistry())
 	return nil
 }
 

@@ -6,13 +6,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// hubCollector exports a hub's running totals in Caddy's metrics registry.
-// The totals live in the hub, which outlives config reloads, so the
-// counters keep counting across them; the collector only reads them.
-type hubCollector struct {
-	name string
-	hub  *pooledHub
-}
+// hubsCollector exports the running totals of every hub in Caddy's metrics
+// registry. The totals live in the hubs, which outlive config reloads, so
+// the counters keep counting across them; the collector only reads them.
+// One collector serves all hubs: Prometheus refuses two collectors that
+// describe the same metrics.
+type hubsCollector struct{}
 
 var (
 	subscribersDesc = prometheus.NewDesc("caddy_comet_subscribers",
@@ -31,33 +30,39 @@ var (
 		"Store operations that failed.", []string{"hub"}, nil)
 )
 
-func (c *hubCollector) Describe(ch chan<- *prometheus.Desc) {
+func (hubsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{subscribersDesc, channelsDesc, publishedDesc, deliveriesDesc, slowDesc, deniedDesc, storeErrorsDesc} {
 		ch <- d
 	}
 }
 
-func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.hub.hub.Stats()
-	for transport, n := range st.Subscribers {
-		ch <- prometheus.MustNewConstMetric(subscribersDesc, prometheus.GaugeValue, float64(n), c.name, transport)
-	}
-	ch <- prometheus.MustNewConstMetric(channelsDesc, prometheus.GaugeValue, float64(st.Channels), c.name)
-	ch <- prometheus.MustNewConstMetric(publishedDesc, prometheus.CounterValue, float64(st.Published), c.name)
-	ch <- prometheus.MustNewConstMetric(deliveriesDesc, prometheus.CounterValue, float64(st.Deliveries), c.name)
-	ch <- prometheus.MustNewConstMetric(slowDesc, prometheus.CounterValue, float64(st.SlowConsumers), c.name)
-	ch <- prometheus.MustNewConstMetric(deniedDesc, prometheus.CounterValue, float64(c.hub.counters.PublishDenied.Load()), c.name, "publish")
-	ch <- prometheus.MustNewConstMetric(deniedDesc, prometheus.CounterValue, float64(c.hub.counters.SubscribeDenied.Load()), c.name, "subscribe")
-	ch <- prometheus.MustNewConstMetric(storeErrorsDesc, prometheus.CounterValue, float64(st.StoreErrors), c.name)
+func (hubsCollector) Collect(ch chan<- prometheus.Metric) {
+	hubs.Range(func(key, value any) bool {
+		collectHub(ch, key.(string), value.(*pooledHub))
+		return true
+	})
 }
 
-// registerMetrics adds the hub's collector to a config's registry. Several
-// handlers may share a hub; the registry keeps one collector per hub name.
-func registerMetrics(registry *prometheus.Registry, name string, hub *pooledHub) {
+func collectHub(ch chan<- prometheus.Metric, name string, pooled *pooledHub) {
+	st := pooled.hub.Stats()
+	for transport, n := range st.Subscribers {
+		ch <- prometheus.MustNewConstMetric(subscribersDesc, prometheus.GaugeValue, float64(n), name, transport)
+	}
+	ch <- prometheus.MustNewConstMetric(channelsDesc, prometheus.GaugeValue, float64(st.Channels), name)
+	ch <- prometheus.MustNewConstMetric(publishedDesc, prometheus.CounterValue, float64(st.Published), name)
+	ch <- prometheus.MustNewConstMetric(deliveriesDesc, prometheus.CounterValue, float64(st.Deliveries), name)
+	ch <- prometheus.MustNewConstMetric(slowDesc, prometheus.CounterValue, float64(st.SlowConsumers), name)
+	ch <- prometheus.MustNewConstMetric(deniedDesc, prometheus.CounterValue, float64(pooled.counters.PublishDenied.Load()), name, "publish")
+	ch <- prometheus.MustNewConstMetric(deniedDesc, prometheus.CounterValue, float64(pooled.counters.SubscribeDenied.Load()), name, "subscribe")
+	ch <- prometheus.MustNewConstMetric(storeErrorsDesc, prometheus.CounterValue, float64(st.StoreErrors), name)
+}
+
+// registerMetrics adds the hubs' collector to a config's registry, once.
+func registerMetrics(registry *prometheus.Registry) {
 	if registry == nil {
 		return
 	}
-	err := registry.Register(&hubCollector{name: name, hub: hub})
+	err := registry.Register(hubsCollector{})
 	var already prometheus.AlreadyRegisteredError
 	if err != nil && !errors.As(err, &already) {
 		// Only a malformed descriptor fails otherwise: a bug, not input.
