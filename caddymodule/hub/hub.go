@@ -217,6 +217,18 @@ func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest, sink Sink) (*
 	return s, nil
 }
 
+// History reads what a cursor missed without subscribing: notices (reset)
+// first, then messages up to the head, in id order, and the head. A
+// long-poll whose cursor is behind answers from it alone.
+func (h *Hub) History(ctx context.Context, req SubscribeRequest) ([]*message.Message, message.Cursor, error) {
+	replay, head, err := h.history(ctx, req)
+	if err != nil {
+		h.stats.storeErrors.Add(1)
+		return nil, message.Cursor{}, fmt.Errorf("history: %w", err)
+	}
+	return replay, head, nil
+}
+
 // history reads what a cursor missed. It runs after registration, so a
 // message published meanwhile is in the history, in the subscription's
 // pending list, or both; the subscription drops the copy by id.
