@@ -17,6 +17,7 @@ import (
 
 	"github.com/cometbox/cometbox/caddymodule/auth"
 	"github.com/cometbox/cometbox/caddymodule/hub"
+	"github.com/cometbox/cometbox/caddymodule/store"
 	"github.com/cometbox/cometbox/caddymodule/transport"
 )
 
@@ -107,6 +108,9 @@ func WriteError(w http.ResponseWriter, e *Error) {
 func (a *API) logRefusal(r *http.Request, e *Error) {
 	level := zapcore.DebugLevel
 	switch {
+	case errors.Is(e.Err, store.ErrUnavailable):
+		// The store logs an outage once, and its end; a line per refused
+		// request would bury that.
 	case e.Status >= 500:
 		level = zapcore.ErrorLevel
 	case e.Status == 401 || e.Status == 403 || e.Status == 413 || e.Status == 429:

@@ -32,6 +32,9 @@ type Hub struct {
 	channels    map[string]*subscriberSet
 	byTransport map[string]int
 	closed      bool
+
+	// presence, when the store is shared, counts other nodes' subscribers.
+	presence *presenceReporter
 }
 
 // Limits bound what subscribers can make the hub hold; 0 is no limit.
@@ -74,6 +77,9 @@ func New(st store.Store, opts Options) *Hub {
 	h.SetQueueLimit(opts.QueueLimit, opts.QueueBytes)
 	h.SetLimits(opts.Limits)
 	st.Listen(h.deliver)
+	if p, ok := st.(store.Presence); ok {
+		h.presence = startPresence(h, p)
+	}
 	return h
 }
 
@@ -352,6 +358,9 @@ func (h *Hub) Info(ctx context.Context, channel string) (ChannelInfo, bool, erro
 	h.mu.RLock()
 	subscribers := h.channels[channel].len()
 	h.mu.RUnlock()
+	if h.presence != nil {
+		subscribers += h.presence.others(ctx, channel)
+	}
 	return ChannelInfo{Info: info, Subscribers: subscribers}, found || subscribers > 0, nil
 }
 
@@ -377,6 +386,7 @@ func (h *Hub) Close() error {
 		return nil
 	}
 	h.closed = true
+	presence := h.presence
 	var subs []*Subscription
 	for _, set := range h.channels {
 		subs = append(subs, set.list...)
@@ -386,6 +396,9 @@ func (h *Hub) Close() error {
 		s.mu.Lock()
 		s.endLocked(ErrHubClosed)
 		s.mu.Unlock()
+	}
+	if presence != nil {
+		presence.stop()
 	}
 	if err := h.store.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)

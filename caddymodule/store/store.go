@@ -85,3 +85,15 @@ type Store interface {
 	// Close stops the store's background work.
 	Close() error
 }
+
+// Presence is implemented by stores shared by several nodes: each node
+// reports how many subscribers it holds per channel, so that channel info
+// counts every node's.
+type Presence interface {
+	// ReportSubscribers records a node's subscriber counts; channels in
+	// gone no longer have any there. Reports expire after ttl, so a node
+	// that dies stops counting.
+	ReportSubscribers(ctx context.Context, node string, counts map[string]int, gone []string, ttl time.Duration) error
+	// Subscribers sums the counts the other nodes reported for a channel.
+	Subscribers(ctx context.Context, channel, exceptNode string) (int, error)
+}
