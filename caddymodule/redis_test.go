@@ -42,9 +42,17 @@ func TestTwoNodesActAsOneHub(t *testing.T) {
 		}
 	}
 	wait := redisFollowAll(t, ctx, followers)
-	// Subscriber counts in channel info are each node's own (README).
-	t.Logf("hub.a subscribers per channel info: %d on node A, %d on node B (3 on each)",
-		redisInfo(t, a, "hub.a").Subscribers, redisInfo(t, b, "hub.a").Subscribers)
+	// Channel info counts every node's subscribers: 3 of hub.a on each.
+	// Nodes report their counts every 5 s, so this waits for the reports.
+	for _, node := range []string{a, b} {
+		deadline := time.Now().Add(15 * time.Second)
+		for redisInfo(t, node, "hub.a").Subscribers != 6 {
+			if time.Now().After(deadline) {
+				t.Fatalf("channel info on %s counts %d subscribers of hub.a, want 6 (3 per node)", node, redisInfo(t, node, "hub.a").Subscribers)
+			}
+			time.Sleep(100 * time.Millisecond) // polling another process's report
+		}
+	}
 
 	const total = 10_000
 	pub := newRedisPublisher(client)
