@@ -80,8 +80,11 @@ func (c *conn) Send(m *message.Message) bool {
 		return false
 	}
 	c.appendLocked(m)
+	queue := c.markDirtyLocked()
 	c.mu.Unlock()
-	c.kick()
+	if queue {
+		c.shard.push(c)
+	}
 	return true
 }
 
@@ -122,13 +125,21 @@ func (c *conn) appendLocked(m *message.Message) {
 // there or for the socket to take more.
 func (c *conn) kick() {
 	c.mu.Lock()
+	queue := c.markDirtyLocked()
+	c.mu.Unlock()
+	if queue {
+		c.shard.push(c)
+	}
+}
+
+// markDirtyLocked reports whether the connection must join its shard's
+// list: it is not there yet, nor waiting for the socket.
+func (c *conn) markDirtyLocked() bool {
 	if c.dirty || c.blocked || c.closed {
-		c.mu.Unlock()
-		return
+		return false
 	}
 	c.dirty = true
-	c.mu.Unlock()
-	c.shard.push(c)
+	return true
 }
 
 // maxIovecs bounds one writev.
@@ -144,11 +155,10 @@ func (c *conn) flush() {
 		return
 	}
 	for len(c.out) > 0 {
-		iovs := make([][]byte, 0, min(len(c.out), maxIovecs))
-		iovs = append(iovs, c.out[0][c.offset:])
-		for _, b := range c.out[1:min(len(c.out), maxIovecs)] {
-			iovs = append(iovs, b)
-		}
+		// The shard's iovec array is reused: flush runs on its goroutine.
+		iovs := append(c.shard.iovs[:0], c.out[0][c.offset:])
+		iovs = append(iovs, c.out[1:min(len(c.out), maxIovecs)]...)
+		c.shard.iovs = iovs
 		n, err := c.writev(iovs)
 		if n > 0 {
 			c.advanceLocked(n)

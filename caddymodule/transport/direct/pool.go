@@ -313,6 +313,7 @@ type shard struct {
 	ready []*conn
 	spare []*conn
 	wake  chan struct{}
+	iovs  [][]byte // used by the writer goroutine only
 }
 
 func (s *shard) push(c *conn) {
