@@ -62,9 +62,10 @@ func FuzzEnvelope(f *testing.F) {
 		if bytes.IndexByte(m.Envelope(), '\n') >= 0 || bytes.IndexByte(m.Envelope(), '\r') >= 0 || !json.Valid(m.Envelope()) {
 			t.Fatalf("envelope %q", m.Envelope())
 		}
-		head := string(m.SSEHead())
-		if strings.Contains(head, "\n\n") || strings.Contains(head, "\r") || !strings.HasSuffix(head, "data: ") {
-			t.Fatalf("SSE head %q", head)
+		// One SSE event: exactly one blank line, at the very end.
+		sse := string(m.SSE())
+		if strings.Index(sse, "\n\n") != len(sse)-2 || strings.Contains(sse, "\r") {
+			t.Fatalf("SSE event %q", sse)
 		}
 	})
 }

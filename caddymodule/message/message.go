@@ -105,8 +105,14 @@ type Message struct {
 	// error notice, so the client can match answers to requests.
 	Ref string
 
-	line    []byte // the envelope followed by '\n'
-	sseHead []byte // the SSE fields before the envelope: id, event, "data: "
+	// frame holds, in one buffer, the message as an SSE event: the SSE
+	// fields (id, event, "data: "), the envelope and its '\n' (the NDJSON
+	// line, frame[lineStart:lineEnd]), and the blank line ending the event.
+	// Every transport writes a slice of it, so a message is encoded once and
+	// held once.
+	frame     []byte
+	lineStart int
+	lineEnd   int
 }
 
 // New makes the stored form of a normalized draft and encodes it.
@@ -142,73 +148,72 @@ func (m *Message) IsNotice() bool { return m.ID.IsZero() }
 
 // Envelope is the JSON envelope of m without a line break: a long-poll array
 // element or a WebSocket text frame.
-func (m *Message) Envelope() []byte { return m.line[:len(m.line)-1] }
+func (m *Message) Envelope() []byte { return m.frame[m.lineStart : m.lineEnd-1] }
 
 // Line is the envelope followed by '\n': one NDJSON line.
-func (m *Message) Line() []byte { return m.line }
+func (m *Message) Line() []byte { return m.frame[m.lineStart:m.lineEnd] }
 
-// SSEHead is what precedes the envelope in m's server-sent event: `id:`
-// (messages only), `event:` (when set) and `data: `. The event is SSEHead,
-// Line and one more "\n" (the blank line that ends it); keeping the envelope
-// in one buffer, shared with the other transports, halves what a message
-// costs in memory.
-func (m *Message) SSEHead() []byte { return m.sseHead }
+// SSE is m as one server-sent event (WHATWG HTML §9.2.6): `id:` (messages
+// only), `event:` (when set), the envelope as `data:`, and the blank line
+// that ends the event.
+func (m *Message) SSE() []byte { return m.frame }
 
 // Size is roughly what m holds in memory, in bytes.
-func (m *Message) Size() int { return len(m.line) + len(m.Data) + len(m.sseHead) }
+func (m *Message) Size() int { return cap(m.frame) + len(m.Data) }
 
 func (m *Message) encode() {
-	line := make([]byte, 0, 96+len(m.Channel)+len(m.Event)+len(m.Type)+len(m.Data)+len(m.Data)/8)
-	line = append(line, '{')
+	b := make([]byte, 0, 112+len(m.Channel)+2*len(m.Event)+len(m.Ref)+len(m.Type)+len(m.Data)+len(m.Data)/8)
 	if !m.IsNotice() {
-		line = append(line, `"id":"`...)
-		line = m.ID.AppendText(line)
-		line = append(line, `",`...)
-	}
-	// Only a connection notice (reconnect) has no channel.
-	if m.Channel != "" {
-		line = append(line, `"channel":`...)
-		line = appendString(line, m.Channel)
-		line = append(line, ',')
+		b = append(b, "id: "...)
+		b = m.ID.AppendText(b)
+		b = append(b, '\n')
 	}
 	if m.Event != "" {
-		line = append(line, `"event":`...)
-		line = appendString(line, m.Event)
-		line = append(line, ',')
+		b = append(b, "event: "...)
+		b = append(b, m.Event...)
+		b = append(b, '\n')
+	}
+	b = append(b, "data: "...)
+	m.lineStart = len(b)
+
+	b = append(b, '{')
+	if !m.IsNotice() {
+		b = append(b, `"id":"`...)
+		b = m.ID.AppendText(b)
+		b = append(b, `",`...)
+	}
+	// Only a connection notice (reconnect, reply) has no channel.
+	if m.Channel != "" {
+		b = append(b, `"channel":`...)
+		b = appendString(b, m.Channel)
+		b = append(b, ',')
+	}
+	if m.Event != "" {
+		b = append(b, `"event":`...)
+		b = appendString(b, m.Event)
+		b = append(b, ',')
 	}
 	if m.Ref != "" {
-		line = append(line, `"ref":`...)
-		line = appendString(line, m.Ref)
-		line = append(line, ',')
+		b = append(b, `"ref":`...)
+		b = appendString(b, m.Ref)
+		b = append(b, ',')
 	}
 	if m.Type != "" {
-		line = append(line, `"type":`...)
-		line = appendString(line, m.Type)
-		line = append(line, `,"data":`...)
+		b = append(b, `"type":`...)
+		b = appendString(b, m.Type)
+		b = append(b, `,"data":`...)
 		if IsJSONType(m.Type) {
-			line = append(line, m.Data...)
+			b = append(b, m.Data...)
 		} else {
-			line = appendString(line, string(m.Data))
+			b = appendString(b, string(m.Data))
 		}
-		line = append(line, ',')
+		b = append(b, ',')
 	}
-	line = append(line, `"time":`...)
-	line = strconv.AppendInt(line, m.Time, 10)
-	line = append(line, "}\n"...)
-	m.line = line
-
-	head := make([]byte, 0, 48+len(m.Event))
-	if !m.IsNotice() {
-		head = append(head, "id: "...)
-		head = m.ID.AppendText(head)
-		head = append(head, '\n')
-	}
-	if m.Event != "" {
-		head = append(head, "event: "...)
-		head = append(head, m.Event...)
-		head = append(head, '\n')
-	}
-	m.sseHead = append(head, "data: "...)
+	b = append(b, `"time":`...)
+	b = strconv.AppendInt(b, m.Time, 10)
+	b = append(b, "}\n"...)
+	m.lineEnd = len(b)
+	m.frame = append(b, '\n')
 }
 
 const hexDigits = "0123456789abcdef"

@@ -82,14 +82,14 @@ func TestEnvelopeIsOneLineAndTheSameEverywhere(t *testing.T) {
 		if bytes.Count(m.Line(), []byte("\n")) != 1 || !json.Valid(m.Envelope()) {
 			t.Errorf("not one JSON line: %q", m.Line())
 		}
-		sse := string(m.SSEHead()) + string(m.Line()) + "\n"
+		sse := string(m.SSE())
 		if !strings.HasPrefix(sse, "id: k3f9-7\n") || !strings.HasSuffix(sse, string(m.Envelope())+"\n\n") || strings.Count(sse, "\n\n") != 1 {
 			t.Errorf("SSE event: %q", sse)
 		}
 	}
 	notice := NewNotice("chat", Reset, nil, at)
-	if string(notice.Envelope()) != `{"channel":"chat","event":"comet.reset","time":1732150000123}` || string(notice.SSEHead()) != "event: comet.reset\ndata: " {
-		t.Errorf("notice: %s / %q", notice.Envelope(), notice.SSEHead())
+	if string(notice.Envelope()) != `{"channel":"chat","event":"comet.reset","time":1732150000123}` || string(notice.SSE()) != "event: comet.reset\ndata: "+string(notice.Line())+"\n" {
+		t.Errorf("notice: %s / %q", notice.Envelope(), notice.SSE())
 	}
 }
 

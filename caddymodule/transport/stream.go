@@ -45,14 +45,8 @@ func ServeSSE(w http.ResponseWriter, r *http.Request, h *hub.Hub, req hub.Subscr
 		contentType: "text/event-stream",
 		preamble:    []byte(pre.String()),
 		heartbeat:   []byte(": heartbeat\n\n"),
-		frame: func(out *frameWriter, m *message.Message) {
-			out.write(m.SSEHead())
-			out.write(m.Line())
-			out.write(blankLine)
-		},
-		appendFrame: func(dst [][]byte, m *message.Message) [][]byte {
-			return append(dst, m.SSEHead(), m.Line(), blankLine)
-		},
+		frame:       func(out *frameWriter, m *message.Message) { out.write(m.SSE()) },
+		appendFrame: func(dst [][]byte, m *message.Message) [][]byte { return append(dst, m.SSE()) },
 	})
 }
 
@@ -257,5 +251,3 @@ func (fw *frameWriter) finish() error {
 	_ = fw.flush()
 	return nil
 }
-
-var blankLine = []byte("\n")
