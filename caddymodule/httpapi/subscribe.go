@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -30,11 +31,12 @@ func (a *API) serveSubscribe(w http.ResponseWriter, r *http.Request, list string
 	if err != nil {
 		return &Error{Status: http.StatusBadRequest, Err: err}
 	}
-	cursor, err := requestCursor(r)
+	query := r.URL.Query() // parsed once: it is asked for several times
+	cursor, err := requestCursor(r, query)
 	if err != nil {
 		return err
 	}
-	name, err := chooseTransport(r)
+	name, err := chooseTransport(r, query)
 	if err != nil {
 		return err
 	}
@@ -57,9 +59,15 @@ func (a *API) serveSubscribe(w http.ResponseWriter, r *http.Request, list string
 			w.Header().Set("Connection", "close")
 			return errorf(http.StatusTooManyRequests, "too many subscriber connections from %s (max_connections_per_ip)", ip)
 		}
-		var done func()
-		r, done = transport.WithRelease(r, func() { a.Connections.release(ip) })
-		defer done()
+		if name == transport.SSE || name == transport.Stream {
+			// These may be taken over by the direct path, which then
+			// releases the count when the socket closes.
+			var done func()
+			r, done = transport.WithRelease(r, func() { a.Connections.release(ip) })
+			defer done()
+		} else {
+			defer a.Connections.release(ip)
+		}
 	}
 	req := hub.SubscribeRequest{Channels: channels, Cursor: cursor, Transport: name}
 	switch name {
@@ -70,8 +78,8 @@ func (a *API) serveSubscribe(w http.ResponseWriter, r *http.Request, list string
 	case transport.LongPoll:
 		var lp transport.LongPollRequest
 		lp.SubscribeRequest = req
-		lp.Array = r.URL.Query().Get("format") == "array"
-		if lp.Wait, err = a.longPollWait(r); err != nil {
+		lp.Array = query.Get("format") == "array"
+		if lp.Wait, err = a.longPollWait(query); err != nil {
 			return err
 		}
 		err = transport.ServeLongPoll(w, r, a.Hub, lp, &a.Transport)
@@ -96,11 +104,11 @@ func (a *API) serveSubscribe(w http.ResponseWriter, r *http.Request, list string
 // requestCursor reads the cursor from Last-Event-ID or ?last_id=. The header
 // wins: EventSource sends it on reconnect with the newest id it saw, while
 // the query still holds the id the page started from.
-func requestCursor(r *http.Request) (message.Cursor, error) {
+func requestCursor(r *http.Request, query url.Values) (message.Cursor, error) {
 	text := r.Header.Get("Last-Event-ID")
 	source := "Last-Event-ID header"
 	if text == "" {
-		text = r.URL.Query().Get("last_id")
+		text = query.Get("last_id")
 		source = "last_id parameter"
 	}
 	cursor, err := message.ParseCursor(text)
@@ -110,8 +118,8 @@ func requestCursor(r *http.Request) (message.Cursor, error) {
 	return cursor, nil
 }
 
-func chooseTransport(r *http.Request) (string, error) {
-	if name := r.URL.Query().Get("transport"); name != "" {
+func chooseTransport(r *http.Request, query url.Values) (string, error) {
+	if name := query.Get("transport"); name != "" {
 		switch name {
 		case transport.LongPoll, transport.SSE, transport.Stream, transport.WebSocket:
 			return name, nil
@@ -135,16 +143,21 @@ func isUpgrade(r *http.Request) bool {
 
 // longPollWait reads ?wait=N (seconds, fractions allowed), capped at the
 // configured long-poll timeout.
-func (a *API) longPollWait(r *http.Request) (time.Duration, error) {
-	text := r.URL.Query().Get("wait")
+func (a *API) longPollWait(query url.Values) (time.Duration, error) {
+	text := query.Get("wait")
 	if text == "" {
 		return a.Transport.LongPollTimeout, nil
 	}
 	seconds, err := strconv.ParseFloat(text, 64)
-	if err != nil || seconds < 0 || seconds != seconds {
+	if err != nil || !(seconds >= 0) { // also refuses NaN
 		return 0, errorf(http.StatusBadRequest, "wait must be a number of seconds, 0 or more")
 	}
-	return min(time.Duration(seconds*float64(time.Second)), a.Transport.LongPollTimeout), nil
+	// Compared as seconds first: a huge value (or +Inf) would overflow a
+	// Duration.
+	if seconds >= a.Transport.LongPollTimeout.Seconds() {
+		return a.Transport.LongPollTimeout, nil
+	}
+	return time.Duration(seconds * float64(time.Second)), nil
 }
 
 func subscribeError(err error) error {
