@@ -125,7 +125,16 @@ $prefix = config('COMET_PREFIX', '/comet');
     var options = {};
     if (d.token) { options.token = d.token; }
     if (d.lastId) { options.lastId = d.lastId; }
+    // ?transports=sse (or ws, stream, longpoll, comma-separated) pins the
+    // transports, so that the end-to-end tests can drive each one in turn.
+    var forced = /[?&]transports=([a-z,]+)/.exec(window.location.search);
+    if (forced) { options.transports = forced[1].split(','); }
     var comet = new window.Comet(d.prefix, options);
+    // Push state on the element, for a stylesheet and for the tests.
+    comet.on('state', function (state, transport) {
+      chat.setAttribute('data-state', state);
+      chat.setAttribute('data-transport', transport || '');
+    });
     comet.subscribe(d.channel, function (data) { addMessage(data); });
     if (d.token) {
       comet.subscribe(d.userChannel, function (data) { addMention(data); });

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { chromium } from 'playwright-core'
 
 const jsDir = fileURLToPath(new URL('../..', import.meta.url))
-const repo = join(jsDir, '..')
+export const repo = join(jsDir, '..')
 const tmp = mkdtempSync(join(tmpdir(), 'cometbox-js-'))
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }))
 
@@ -84,16 +84,22 @@ export async function until(fn, ms, what) {
   }
 }
 
-// Caddy runs testdata/js.Caddyfile on free ports; restart keeps the ports,
-// so pages reconnect to the same address.
+// Caddy runs testdata/js.Caddyfile (or `config`, with `env` added to its
+// environment) on free ports; restart keeps the ports, so pages reconnect to
+// the same address.
 export class Caddy {
+  constructor({ config = 'testdata/js.Caddyfile', env = {} } = {}) {
+    this.config = join(repo, config)
+    this.env = env
+  }
+
   async start() {
     this.http = this.http || (await freePort())
     this.admin = this.admin || (await freePort())
     this.url = `http://127.0.0.1:${this.http}`
     this.log = ''
-    this.proc = spawn(caddyBinary(), ['run', '--config', join(repo, 'testdata/js.Caddyfile'), '--adapter', 'caddyfile'], {
-      env: { ...process.env, HTTP_PORT: String(this.http), ADMIN_PORT: String(this.admin), PAGES: jsDir },
+    this.proc = spawn(caddyBinary(), ['run', '--config', this.config, '--adapter', 'caddyfile'], {
+      env: { ...process.env, HTTP_PORT: String(this.http), ADMIN_PORT: String(this.admin), PAGES: jsDir, ...this.env },
       stdio: ['ignore', 'ignore', 'pipe'],
     })
     this.proc.stderr.on('data', (b) => (this.log = (this.log + b).slice(-20000)))
@@ -128,7 +134,7 @@ export class Caddy {
     const res = await retried(() => request(this.admin, '/load', {
       method: 'POST',
       headers: { 'Content-Type': 'text/caddyfile', 'Cache-Control': 'must-revalidate' },
-      body: readFileSync(join(repo, 'testdata/js.Caddyfile')),
+      body: readFileSync(this.config),
     }))
     if (res.status !== 200) throw new Error(`reload: ${res.status} ${res.text}`)
   }
@@ -162,10 +168,11 @@ export class Caddy {
     return out
   }
 
-  // wsAvailable tells whether this server answers a WebSocket upgrade.
-  async wsAvailable() {
+  // wsAvailable tells whether this server answers a WebSocket upgrade on
+  // channel (one a token-less client may subscribe to).
+  async wsAvailable(channel = 'probe') {
     return new Promise((resolve) => {
-      const req = http.get(`${this.url}/comet/sub/probe`, {
+      const req = http.get(`${this.url}/comet/sub/${channel}`, {
         headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' },
       })
       req.on('upgrade', (res, socket) => {
@@ -274,6 +281,12 @@ export async function browser() {
     args,
   })
   return context
+}
+
+// launch starts Chromium for tests that need several isolated contexts
+// (browser.newContext()), such as two users each with their own cookies.
+export function launch() {
+  return chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true, args })
 }
 
 // open loads a test page and waits for its helpers.
