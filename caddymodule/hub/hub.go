@@ -7,7 +7,6 @@ package hub
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -405,6 +404,3 @@ func (h *Hub) Close() error {
 	}
 	return nil
 }
-
-// IsClosed reports whether err ends a subscription because the hub closed.
-func IsClosed(err error) bool { return errors.Is(err, ErrHubClosed) }
