@@ -264,3 +264,16 @@ func TestConnectionFloodFromOneAddressIsCapped(t *testing.T) {
 	// Others are still served.
 	publishText(t, srv.baseURL, "news.after", "still here")
 }
+
+func TestExpiringTokenClosesTheWebSocketWith1008(t *testing.T) {
+	srv := startSecureCaddy(t, nil)
+	// exp 29 s ago is still inside the 30 s leeway: valid for about a second.
+	token := mintToken(t, "HS256", tokenKey, map[string]any{"channels": []string{"user.9"}, "exp": time.Now().Unix() - 29})
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	c := mustDialWS(t, ctx, srv.baseURL+"/comet/sub/user.9?token="+token)
+	c.expect("comet.subscribed:user.9")
+	if code := c.closeStatus(); code != 1008 {
+		t.Fatalf("expired token: close %d, want 1008", code)
+	}
+}

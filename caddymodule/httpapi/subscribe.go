@@ -59,9 +59,9 @@ func (a *API) serveSubscribe(w http.ResponseWriter, r *http.Request, list string
 			w.Header().Set("Connection", "close")
 			return errorf(http.StatusTooManyRequests, "too many subscriber connections from %s (max_connections_per_ip)", ip)
 		}
-		if name == transport.SSE || name == transport.Stream {
-			// These may be taken over by the direct path, which then
-			// releases the count when the socket closes.
+		if name != transport.LongPoll {
+			// These may outlive the handler (the direct path, WebSocket),
+			// which then releases the count when the socket closes.
 			var done func()
 			r, done = transport.WithRelease(r, func() { a.Connections.release(ip) })
 			defer done()

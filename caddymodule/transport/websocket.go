@@ -59,24 +59,40 @@ func ServeWebSocket(w http.ResponseWriter, r *http.Request, h *hub.Hub, req hub.
 	}
 	conn.SetReadLimit(opts.WebSocket.MaxMessageSize)
 
-	ctx, cancel := context.WithCancel(context.Background())
+	// The connection outlives this request goroutine, whose stack grew
+	// through Caddy's handler chain: it is served by two fresh goroutines
+	// of its own, and the handler returns. Its context keeps the request's
+	// values (client address, grant) but not its end, which comes when the
+	// handler returns.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	c := &wsConn{
 		conn:           conn,
 		hub:            h,
 		opts:           opts,
-		req:            r,
+		req:            r.WithContext(ctx),
 		id:             newConnectionID(),
 		queue:          h.NewQueue(),
 		subs:           make(map[string]*hub.Subscription),
 		ctx:            ctx,
 		cancel:         cancel,
 		expiresChanged: make(chan struct{}, 1),
+		release:        takeRelease(r),
 	}
+	if until, ok := grantUntil(r); ok {
+		c.expires = until
+	}
+	go c.serve(req)
+	return nil
+}
+
+// serve holds the socket until it ends: the writer runs here, the reader
+// in a goroutine of its own.
+func (c *wsConn) serve(req hub.SubscribeRequest) {
 	defer c.close()
 	if len(req.Channels) > 0 {
 		if err := c.subscribe(req.Channels, req.Cursor, ""); err != nil {
-			conn.Close(websocket.StatusInternalError, "subscribe failed")
-			return nil
+			c.conn.Close(websocket.StatusInternalError, "subscribe failed")
+			return
 		}
 	}
 	readerDone := make(chan struct{})
@@ -86,8 +102,7 @@ func ServeWebSocket(w http.ResponseWriter, r *http.Request, h *hub.Hub, req hub.
 		defer close(readerDone)
 		c.readLoop()
 	}()
-	c.writeLoop(r, readerDone)
-	return nil
+	c.writeLoop(readerDone)
 }
 
 // wsConn is one WebSocket subscriber: its socket, the subscriptions it
@@ -108,6 +123,8 @@ type wsConn struct {
 	// ends; expiresChanged wakes the writer to re-arm its timer.
 	expires        time.Time
 	expiresChanged chan struct{}
+	// release runs once the socket is closed (the per-address count).
+	release func()
 
 	ctx    context.Context // ends with the connection; cancels backend calls
 	cancel context.CancelFunc
@@ -116,7 +133,7 @@ type wsConn struct {
 
 // writeLoop sends queued frames until the connection ends, pinging on
 // every heartbeat and closing with 1001 after an unload.
-func (c *wsConn) writeLoop(r *http.Request, readerDone <-chan struct{}) {
+func (c *wsConn) writeLoop(readerDone <-chan struct{}) {
 	ping := time.NewTicker(c.opts.Heartbeat)
 	defer ping.Stop()
 	unload := c.opts.Unload
@@ -160,12 +177,6 @@ func (c *wsConn) writeLoop(r *http.Request, readerDone <-chan struct{}) {
 			c.conn.Close(websocket.StatusGoingAway, reasonUnload)
 			return
 		case <-readerDone:
-			return
-		case <-r.Context().Done():
-			if grantExpired(r) {
-				c.closeSubscriptions()
-				c.conn.Close(websocket.StatusPolicyViolation, reasonExpired)
-			}
 			return
 		}
 	}
@@ -453,6 +464,9 @@ func refDetail(ref string) map[string]any {
 // close ends every subscription and waits for the connection's goroutines.
 func (c *wsConn) close() {
 	c.closeSubscriptions()
+	if c.release != nil {
+		c.release()
+	}
 	c.cancel()
 	c.conn.CloseNow()
 	c.wg.Wait()
