@@ -2,7 +2,8 @@ package httpapi
 
 import (
 	"net/http"
-	"strings"
+
+	"github.com/cometbox/cometbox/caddymodule/transport"
 )
 
 // CORS lets pages of other origins subscribe (allowed_origins). Credentials
@@ -12,9 +13,8 @@ type CORS struct {
 	Origins []string
 }
 
-// apply sets the CORS answer headers for a subscribe or client request. It
-// reports whether the origin is allowed; same-origin and non-browser
-// requests need no headers.
+// apply sets the CORS answer headers for a subscribe request; same-origin
+// and non-browser requests need no headers.
 func (c *CORS) apply(w http.ResponseWriter, r *http.Request) {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -22,16 +22,12 @@ func (c *CORS) apply(w http.ResponseWriter, r *http.Request) {
 	}
 	h := w.Header()
 	h.Add("Vary", "Origin")
-	for _, allowed := range c.Origins {
-		switch {
-		case allowed == "*":
-			h.Set("Access-Control-Allow-Origin", "*")
-			return
-		case strings.EqualFold(strings.TrimSuffix(allowed, "/"), origin):
-			h.Set("Access-Control-Allow-Origin", origin)
-			h.Set("Access-Control-Allow-Credentials", "true")
-			return
-		}
+	switch listed, wildcard := transport.OriginListed(origin, c.Origins); {
+	case wildcard:
+		h.Set("Access-Control-Allow-Origin", "*")
+	case listed:
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Set("Access-Control-Allow-Credentials", "true")
 	}
 }
 

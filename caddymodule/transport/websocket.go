@@ -117,8 +117,7 @@ type wsConn struct {
 
 	mu       sync.Mutex
 	subs     map[string]*hub.Subscription // by channel
-	acked    message.Cursor
-	inFlight int // backend requests waiting
+	inFlight int                          // backend requests waiting
 	// expires is when the earliest grant of the connection's channels
 	// ends; expiresChanged wakes the writer to re-arm its timer.
 	expires        time.Time
@@ -350,10 +349,9 @@ func (c *wsConn) handle(data []byte) {
 	case "unsubscribe":
 		c.handleUnsubscribe(f)
 	case "ack":
-		cursor, _ := message.ParseCursor(f.LastID)
-		c.mu.Lock()
-		c.acked = cursor
-		c.mu.Unlock()
+		// Nothing to keep: a client resumes by the cursor it presents when
+		// it reconnects. The frame was checked, and it proves the client
+		// alive (the JS client sends one every heartbeat).
 	case "message":
 		if c.opts.WebSocket.Backend == nil {
 			c.fail(f.Ref, "", http.StatusNotImplemented, "no backend is configured for client messages")
@@ -518,12 +516,26 @@ func OriginAllowed(r *http.Request, allowed []string) bool {
 	if strings.EqualFold(u.Host, r.Host) {
 		return true
 	}
+	listed, _ := OriginListed(origin, allowed)
+	return listed
+}
+
+// OriginListed reports whether an origin is in an allowed_origins list, and
+// whether only by the "*" wildcard (which CORS answers without
+// credentials). Entries compare case-insensitively, a trailing slash
+// ignored.
+func OriginListed(origin string, allowed []string) (listed, wildcard bool) {
 	for _, a := range allowed {
-		if a == "*" || strings.EqualFold(strings.TrimSuffix(a, "/"), origin) {
-			return true
+		if strings.EqualFold(strings.TrimSuffix(a, "/"), origin) {
+			return true, false
 		}
 	}
-	return false
+	for _, a := range allowed {
+		if a == "*" {
+			return true, true
+		}
+	}
+	return false, false
 }
 
 func newConnectionID() string {
