@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cometbox/cometbox/caddymodule/internal/urlquery"
 	"github.com/cometbox/cometbox/caddymodule/message"
 )
 
@@ -92,7 +93,7 @@ func (p *Policy) token(r *http.Request) (*Claims, error) {
 		text = strings.TrimSpace(rest)
 	}
 	if text == "" {
-		text = r.URL.Query().Get("token")
+		text = urlquery.Get(r.URL.RawQuery, "token")
 	}
 	if text == "" && p.TokenCookie != "" {
 		if c, err := r.Cookie(p.TokenCookie); err == nil {

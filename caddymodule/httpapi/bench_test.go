@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,4 +52,26 @@ func BenchmarkPublishHTTP(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "publishes/s")
+}
+
+// BenchmarkLongPollHTTP answers a long-poll whose cursor is behind, the
+// request a polling client repeats: parse, authorize, history, answer.
+func BenchmarkLongPollHTTP(b *testing.B) {
+	api := newAPI(b)
+	publish := httptest.NewRequest("POST", "/comet/pub/bench", strings.NewReader("waiting"))
+	publish.RemoteAddr = "127.0.0.1:1234"
+	publish.Header.Set("Content-Type", "text/plain")
+	if err := api.ServeHTTP(httptest.NewRecorder(), publish); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest("GET", "/comet/sub/bench?last_id=earliest&wait=0", nil)
+		req.RemoteAddr = "127.0.0.1:1234"
+		rec := httptest.NewRecorder()
+		if err := api.ServeHTTP(rec, req); err != nil || rec.Code != http.StatusOK {
+			b.Fatalf("long-poll: %d %v", rec.Code, err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "answers/s")
 }

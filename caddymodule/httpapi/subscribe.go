@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cometbox/cometbox/caddymodule/auth"
 	"github.com/cometbox/cometbox/caddymodule/hub"
+	"github.com/cometbox/cometbox/caddymodule/internal/urlquery"
 	"github.com/cometbox/cometbox/caddymodule/message"
 	"github.com/cometbox/cometbox/caddymodule/transport"
 )
@@ -31,7 +31,7 @@ func (a *API) serveSubscribe(w http.ResponseWriter, r *http.Request, list string
 	if err != nil {
 		return &Error{Status: http.StatusBadRequest, Err: err}
 	}
-	query := r.URL.Query() // parsed once: it is asked for several times
+	query := r.URL.RawQuery
 	cursor, err := requestCursor(r, query)
 	if err != nil {
 		return err
@@ -78,7 +78,7 @@ func (a *API) serveSubscribe(w http.ResponseWriter, r *http.Request, list string
 	case transport.LongPoll:
 		var lp transport.LongPollRequest
 		lp.SubscribeRequest = req
-		lp.Array = query.Get("format") == "array"
+		lp.Array = urlquery.Get(query, "format") == "array"
 		if lp.Wait, err = a.longPollWait(query); err != nil {
 			return err
 		}
@@ -104,11 +104,11 @@ func (a *API) serveSubscribe(w http.ResponseWriter, r *http.Request, list string
 // requestCursor reads the cursor from Last-Event-ID or ?last_id=. The header
 // wins: EventSource sends it on reconnect with the newest id it saw, while
 // the query still holds the id the page started from.
-func requestCursor(r *http.Request, query url.Values) (message.Cursor, error) {
-	text := r.Header.Get("Last-Event-ID")
+func requestCursor(r *http.Request, query string) (message.Cursor, error) {
+	text := headerValue(r.Header, "Last-Event-Id")
 	source := "Last-Event-ID header"
 	if text == "" {
-		text = query.Get("last_id")
+		text = urlquery.Get(query, "last_id")
 		source = "last_id parameter"
 	}
 	cursor, err := message.ParseCursor(text)
@@ -118,8 +118,8 @@ func requestCursor(r *http.Request, query url.Values) (message.Cursor, error) {
 	return cursor, nil
 }
 
-func chooseTransport(r *http.Request, query url.Values) (string, error) {
-	if name := query.Get("transport"); name != "" {
+func chooseTransport(r *http.Request, query string) (string, error) {
+	if name := urlquery.Get(query, "transport"); name != "" {
 		switch name {
 		case transport.LongPoll, transport.SSE, transport.Stream, transport.WebSocket:
 			return name, nil
@@ -129,7 +129,7 @@ func chooseTransport(r *http.Request, query url.Values) (string, error) {
 	switch {
 	case isUpgrade(r):
 		return transport.WebSocket, nil
-	case strings.Contains(r.Header.Get("Accept"), "text/event-stream"):
+	case strings.Contains(headerValue(r.Header, "Accept"), "text/event-stream"):
 		return transport.SSE, nil
 	}
 	return transport.LongPoll, nil
@@ -138,13 +138,22 @@ func chooseTransport(r *http.Request, query url.Values) (string, error) {
 // isUpgrade reports whether the request asks for a WebSocket (RFC 6455
 // §4.2.1); over HTTP/2 (RFC 8441) Go presents the same header.
 func isUpgrade(r *http.Request) bool {
-	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+	return strings.EqualFold(headerValue(r.Header, "Upgrade"), "websocket")
+}
+
+// headerValue is Header.Get for a key already in canonical form (as Go's
+// server stores it), without canonicalizing it again on every request.
+func headerValue(h http.Header, canonicalKey string) string {
+	if v := h[canonicalKey]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // longPollWait reads ?wait=N (seconds, fractions allowed), capped at the
 // configured long-poll timeout.
-func (a *API) longPollWait(query url.Values) (time.Duration, error) {
-	text := query.Get("wait")
+func (a *API) longPollWait(query string) (time.Duration, error) {
+	text := urlquery.Get(query, "wait")
 	if text == "" {
 		return a.Transport.LongPollTimeout, nil
 	}

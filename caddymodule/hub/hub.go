@@ -254,19 +254,26 @@ func (h *Hub) history(ctx context.Context, req SubscribeRequest) ([]*message.Mes
 		if !complete {
 			resets = append(resets, message.NewNotice(ch, message.Reset, nil, h.now()))
 		}
-		for _, m := range retained {
-			// Newer than the head read above: it was published after
-			// registration, so it comes live, in order with the other
-			// channels' messages. Replaying it here could put it ahead of
-			// an older message of a channel read earlier.
-			if m.ID.Seq <= head.Seq {
-				msgs = append(msgs, m)
-			}
+		// Newer than the head read above: it was published after
+		// registration, so it comes live, in order with the other
+		// channels' messages. Replaying it here could put it ahead of an
+		// older message of a channel read earlier. A store's history is in
+		// id order, so what is newer is a tail.
+		upTo := sort.Search(len(retained), func(i int) bool { return retained[i].ID.Seq > head.Seq })
+		if len(req.Channels) == 1 {
+			msgs = retained[:upTo] // nothing to merge, nor to sort in place
+		} else {
+			msgs = append(msgs, retained[:upTo]...)
 		}
 	}
-	// Each channel's history is in id order; several are merged by id,
-	// since one cursor covers them all.
-	sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].ID.Seq < msgs[j].ID.Seq })
+	if len(req.Channels) > 1 {
+		// Each channel's history is in id order; several are merged by
+		// id, since one cursor covers them all.
+		sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].ID.Seq < msgs[j].ID.Seq })
+	}
+	if len(resets) == 0 {
+		return msgs, head, nil
+	}
 	return append(resets, msgs...), head, nil
 }
 

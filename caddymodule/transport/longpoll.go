@@ -97,7 +97,9 @@ func lastID(start message.Cursor, frames []*message.Message) message.Cursor {
 }
 
 func writeLongPoll(w http.ResponseWriter, frames []*message.Message, last message.Cursor, array bool) error {
-	size := 32
+	// The wrapping and the last id (an epoch of up to 16 characters and a
+	// 20-digit seq) fit in 64 bytes: the body is allocated once.
+	size := 64
 	for _, m := range frames {
 		size += len(m.Envelope()) + 1
 	}

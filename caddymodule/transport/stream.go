@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cometbox/cometbox/caddymodule/hub"
+	"github.com/cometbox/cometbox/caddymodule/internal/urlquery"
 	"github.com/cometbox/cometbox/caddymodule/message"
 	"github.com/cometbox/cometbox/caddymodule/transport/direct"
 )
@@ -37,7 +38,7 @@ func ServeSSE(w http.ResponseWriter, r *http.Request, h *hub.Hub, req hub.Subscr
 	pre.WriteString("retry: ")
 	pre.WriteString(strconv.FormatInt(opts.SSERetry.Milliseconds(), 10))
 	pre.WriteString("\n: ok\n\n")
-	if r.URL.Query().Get("padding") == "1" {
+	if urlquery.Get(r.URL.RawQuery, "padding") == "1" {
 		// Some old proxies and antivirus filters hold the first 2 KiB back.
 		pre.WriteString(":" + strings.Repeat(" ", 2048) + "\n\n")
 	}

@@ -70,10 +70,13 @@ const writeTimeout = 15 * time.Second
 // setStreamHeaders writes the headers every held response carries.
 func setStreamHeaders(w http.ResponseWriter, contentType string) {
 	h := w.Header()
-	h.Set("Content-Type", contentType)
-	h.Set("Cache-Control", "no-cache")
+	// One array for the three values, each header its own full slice of
+	// it: an append to one of them copies instead of overwriting the next.
+	values := []string{contentType, "no-cache", "no"}
+	h["Content-Type"] = values[0:1:1]
+	h["Cache-Control"] = values[1:2:2]
 	// nginx and other proxies buffer responses unless told not to.
-	h.Set("X-Accel-Buffering", "no")
+	h["X-Accel-Buffering"] = values[2:3:3]
 }
 
 // closeDelay draws the delay after unload for one connection.
