@@ -142,9 +142,6 @@ func (c *conn) markDirtyLocked() bool {
 	return true
 }
 
-// maxIovecs bounds one writev.
-const maxIovecs = 64
-
 // flush writes what the socket takes now, without blocking: the writer
 // goroutine of a shard serves thousands of sockets.
 func (c *conn) flush() {
@@ -155,12 +152,10 @@ func (c *conn) flush() {
 		return
 	}
 	for len(c.out) > 0 {
-		// The shard's iovec array is reused: flush runs on its goroutine.
-		iovs := append(c.shard.iovs[:0], c.out[0][c.offset:])
-		iovs = append(iovs, c.out[1:min(len(c.out), maxIovecs)]...)
-		c.shard.iovs = iovs
-		n, err := c.writev(iovs)
-		if n > 0 {
+		// flush runs on the shard's writer goroutine, whose iovec array
+		// is reused.
+		n, err := c.shard.writer.write(c.fd, c.out[0][c.offset:], c.out[1:])
+		if err == nil {
 			c.advanceLocked(n)
 		}
 		if errors.Is(err, unix.EAGAIN) {
@@ -189,22 +184,13 @@ func (c *conn) flush() {
 	}
 }
 
-func (c *conn) writev(iovs [][]byte) (int, error) {
-	for {
-		n, err := unix.Writev(c.fd, iovs)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		return n, err
-	}
-}
-
-// advanceLocked drops n written bytes from the backlog.
+// advanceLocked drops n written bytes from the backlog, and the empty
+// buffers they reach.
 func (c *conn) advanceLocked(n int) {
 	c.written += int64(n)
 	c.pending -= n
 	c.lastWrite = c.pool.now()
-	for n > 0 {
+	for len(c.out) > 0 {
 		rest := len(c.out[0]) - c.offset
 		if n < rest {
 			c.offset += n

@@ -313,7 +313,8 @@ type shard struct {
 	ready []*conn
 	spare []*conn
 	wake  chan struct{}
-	iovs  [][]byte // used by the writer goroutine only
+	// writer is used by the writer goroutine only.
+	writer vectorWriter
 }
 
 func (s *shard) push(c *conn) {
