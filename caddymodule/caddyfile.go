@@ -31,6 +31,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    buffer             [<pattern>] <count> <age>
 //	    longpoll_timeout   <duration>
 //	    heartbeat          <duration>
+//	    write_timeout      <duration>
 //	    sse_retry          <duration>
 //	    stream_max_bytes   <size>
 //	    stream_close_delay <duration>
@@ -87,6 +88,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = oneArg(d, durationInto(&h.LongPollTimeout))
 		case "heartbeat":
 			err = oneArg(d, durationInto(&h.Heartbeat))
+		case "write_timeout":
+			err = oneArg(d, durationInto(&h.WriteTimeout))
 		case "sse_retry":
 			err = oneArg(d, durationInto(&h.SSERetry))
 		case "stream_close_delay":

@@ -67,6 +67,12 @@ type Handler struct {
 	// alive. Default: 25s.
 	Heartbeat caddy.Duration `json:"heartbeat,omitempty"`
 
+	// WriteTimeout bounds one write to a subscriber (a batch of frames on a
+	// stream, one WebSocket frame): a client that takes nothing for this
+	// long is cut and resumes by cursor, so a stalled one cannot hold its
+	// connection's resources. Default: 15s.
+	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
+
 	// SSERetry is the reconnection delay told to SSE clients in the
 	// `retry:` field. Default: 2s.
 	SSERetry caddy.Duration `json:"sse_retry,omitempty"`
@@ -226,6 +232,7 @@ const (
 	defaultLongPollTimeout = 30 * time.Second
 	defaultHeartbeat       = 25 * time.Second
 	defaultSSERetry        = 2 * time.Second
+	defaultWriteTimeout    = 15 * time.Second
 	defaultStreamMaxBytes  = 1 << 20
 	defaultCloseDelay      = 2 * time.Second
 	defaultQueueSize       = 256
@@ -290,6 +297,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Transport: transport.Options{
 			LongPollTimeout: time.Duration(h.LongPollTimeout),
 			Heartbeat:       time.Duration(h.Heartbeat),
+			WriteTimeout:    time.Duration(h.WriteTimeout),
 			SSERetry:        time.Duration(h.SSERetry),
 			StreamMaxBytes:  h.StreamMaxBytes,
 			CloseDelay:      time.Duration(*h.StreamCloseDelay),
@@ -391,6 +399,7 @@ func (h *Handler) fillDefaults() {
 	setDefault(&h.LongPollTimeout, caddy.Duration(defaultLongPollTimeout))
 	setDefault(&h.Heartbeat, caddy.Duration(defaultHeartbeat))
 	setDefault(&h.SSERetry, caddy.Duration(defaultSSERetry))
+	setDefault(&h.WriteTimeout, caddy.Duration(defaultWriteTimeout))
 	setDefault(&h.StreamMaxBytes, defaultStreamMaxBytes)
 	if h.StreamCloseDelay == nil {
 		d := caddy.Duration(defaultCloseDelay)
@@ -441,8 +450,8 @@ func (h *Handler) Validate() error {
 			return fmt.Errorf("buffer %q: a pattern and non-negative count and age are required", rule.Pattern)
 		}
 	}
-	if h.LongPollTimeout < 0 || h.Heartbeat <= 0 || h.SSERetry < 0 || *h.StreamCloseDelay < 0 {
-		return fmt.Errorf("durations must not be negative, and heartbeat must be positive")
+	if h.LongPollTimeout < 0 || h.Heartbeat <= 0 || h.WriteTimeout <= 0 || h.SSERetry < 0 || *h.StreamCloseDelay < 0 {
+		return fmt.Errorf("durations must not be negative, and heartbeat and write_timeout must be positive")
 	}
 	if h.Backend != "" {
 		if u, err := url.Parse(h.Backend); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

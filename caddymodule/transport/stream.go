@@ -91,7 +91,7 @@ func serveStream(w http.ResponseWriter, r *http.Request, h *hub.Hub, req hub.Sub
 		f.extraHeader(w.Header())
 	}
 	w.WriteHeader(http.StatusOK)
-	out := newFrameWriter(w, f.maxBytes)
+	out := newFrameWriter(w, f.maxBytes, opts.WriteTimeout)
 	defer out.release()
 	if len(f.preamble) > 0 {
 		out.write(f.preamble)
@@ -197,29 +197,29 @@ func held(r *http.Request, req hub.SubscribeRequest, opts *Options) direct.Held 
 }
 
 // frameWriter writes frames to a held response through its
-// ResponseController, each flush bounded by writeTimeout.
+// ResponseController, each batch bounded by a write deadline that is
+// cleared once the batch is flushed. Left set, the deadline would outlive
+// the batch: over HTTP/2 an expired deadline resets the stream even when
+// nothing is being written, so an idle subscriber would be cut.
 type frameWriter struct {
 	w        http.ResponseWriter
 	rc       *http.ResponseController
+	timeout  time.Duration
 	written  int64
 	maxBytes int64
 	armed    bool // a write deadline is set for the batch being written
 	err      error
 }
 
-func newFrameWriter(w http.ResponseWriter, maxBytes int64) *frameWriter {
-	return &frameWriter{w: w, rc: http.NewResponseController(w), maxBytes: maxBytes}
+func newFrameWriter(w http.ResponseWriter, maxBytes int64, timeout time.Duration) *frameWriter {
+	return &frameWriter{w: w, rc: http.NewResponseController(w), timeout: timeout, maxBytes: maxBytes}
 }
 
 func (fw *frameWriter) write(b []byte) {
 	if fw.err != nil {
 		return
 	}
-	if !fw.armed {
-		// Best effort: not every ResponseWriter supports deadlines.
-		_ = fw.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
-		fw.armed = true
-	}
+	fw.arm()
 	n, err := fw.w.Write(b)
 	fw.written += int64(n)
 	fw.err = err
@@ -227,23 +227,35 @@ func (fw *frameWriter) write(b []byte) {
 
 func (fw *frameWriter) full() bool { return fw.maxBytes > 0 && fw.written >= fw.maxBytes }
 
+// arm sets the deadline of the batch being written, once per batch.
+func (fw *frameWriter) arm() {
+	if !fw.armed {
+		// Best effort: not every ResponseWriter supports deadlines.
+		_ = fw.rc.SetWriteDeadline(time.Now().Add(fw.timeout))
+		fw.armed = true
+	}
+}
+
 func (fw *frameWriter) flush() error {
 	if fw.err == nil {
-		if !fw.armed {
-			_ = fw.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
-		}
+		fw.arm()
 		fw.err = fw.rc.Flush()
 	}
-	fw.armed = false // the next batch sets its own; an idle socket needs none
 	if fw.err != nil {
 		return errors.Join(ErrWrite, fw.err)
 	}
+	fw.release() // the next batch sets its own; an idle stream has none
 	return nil
 }
 
-// release clears the write deadline: the connection may serve another
-// request after this response, and a stale deadline would break it.
-func (fw *frameWriter) release() { _ = fw.rc.SetWriteDeadline(time.Time{}) }
+// release clears the write deadline: an idle stream must not be cut by
+// it, and the connection may serve another request after this response.
+func (fw *frameWriter) release() {
+	if fw.armed {
+		_ = fw.rc.SetWriteDeadline(time.Time{})
+		fw.armed = false
+	}
+}
 
 // finish flushes what was written and ends the response. A hub that ended
 // the subscription (slow consumer, deleted, closed) ends it quietly:

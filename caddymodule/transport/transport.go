@@ -32,6 +32,11 @@ type Options struct {
 	LongPollTimeout time.Duration
 	// Heartbeat is the interval of SSE comments and NDJSON empty lines.
 	Heartbeat time.Duration
+	// WriteTimeout bounds one write to a subscriber: a batch of frames on
+	// a stream, one WebSocket frame. A client that takes nothing for this
+	// long is cut, so a stalled one cannot hold its request goroutine; it
+	// resumes by cursor.
+	WriteTimeout time.Duration
 	// SSERetry is the reconnection delay an SSE client is told to use.
 	SSERetry time.Duration
 	// StreamMaxBytes ends an NDJSON stream once this much was written, so an
@@ -61,11 +66,6 @@ type Options struct {
 // queue: enough to amortize flushes, small enough that a stalled socket
 // pins little while its write waits.
 const drainBudget = 64 << 10
-
-// writeTimeout bounds one write to a subscriber. A socket that accepts
-// nothing for this long is cut, so a stalled client cannot hold its request
-// goroutine; it resumes by cursor.
-const writeTimeout = 15 * time.Second
 
 // setStreamHeaders writes the headers every held response carries.
 func setStreamHeaders(w http.ResponseWriter, contentType string) {

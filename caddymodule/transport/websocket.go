@@ -225,7 +225,7 @@ func statusOf(err error) int {
 }
 
 func (c *wsConn) write(frames []*message.Message) error {
-	ctx, cancel := context.WithTimeout(c.ctx, writeTimeout)
+	ctx, cancel := context.WithTimeout(c.ctx, c.opts.WriteTimeout)
 	defer cancel()
 	for _, m := range frames {
 		if err := c.conn.Write(ctx, websocket.MessageText, m.Envelope()); err != nil {
