@@ -3,6 +3,7 @@ package caddymodule_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -24,17 +25,19 @@ import (
 // admin port, so this package owns no fixed port.
 var caddyBinary string
 
+// binaryDir holds the Caddy binaries the tests build; TestMain removes it.
+var binaryDir string
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "cometbox-caddy")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	binaryDir = dir
 	caddyBinary = filepath.Join(dir, "caddy")
-	build := exec.Command("go", "build", "-o", caddyBinary, "github.com/cometbox/cometbox/cmd/caddy")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build caddy:", err)
+	if err := buildCaddy(caddyBinary, "github.com/cometbox/cometbox/cmd/caddy"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -42,9 +45,42 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// naiveCaddy is Caddy with the naivefanout baseline instead of comet. Only
+// the HTTP/2 comparison and the test guarding the baseline boot it, so it
+// is built on first use rather than by TestMain for every run.
+var naiveCaddy struct {
+	once   sync.Once
+	binary string
+	err    error
+}
+
+func naiveCaddyBinary(t testing.TB) string {
+	t.Helper()
+	naiveCaddy.once.Do(func() {
+		binary := filepath.Join(binaryDir, "naive-caddy")
+		naiveCaddy.err = buildCaddy(binary, "github.com/cometbox/cometbox/caddymodule/internal/naivefanout/naivecaddy")
+		naiveCaddy.binary = binary
+	})
+	if naiveCaddy.err != nil {
+		t.Fatal(naiveCaddy.err)
+	}
+	return naiveCaddy.binary
+}
+
+// buildCaddy builds the Caddy main package pkg into binary.
+func buildCaddy(binary, pkg string) error {
+	build := exec.Command("go", "build", "-o", binary, pkg)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("build %s: %w", pkg, err)
+	}
+	return nil
+}
+
 // caddyServer is a running Caddy process.
 type caddyServer struct {
 	t       testing.TB
+	binary  string
 	config  string
 	env     []string
 	cmd     *exec.Cmd
@@ -58,9 +94,16 @@ type caddyServer struct {
 // it answers.
 func startCaddy(t testing.TB, caddyfile string, extraEnv ...string) *caddyServer {
 	t.Helper()
+	return startServer(t, caddyBinary, caddyfile, extraEnv...)
+}
+
+// startServer is startCaddy with another Caddy binary.
+func startServer(t testing.TB, binary, caddyfile string, extraEnv ...string) *caddyServer {
+	t.Helper()
 	httpPort, adminPort := freePort(t), freePort(t)
 	s := &caddyServer{
 		t:       t,
+		binary:  binary,
 		config:  filepath.Join("..", "testdata", caddyfile),
 		admin:   "127.0.0.1:" + adminPort,
 		baseURL: "http://127.0.0.1:" + httpPort,
@@ -68,7 +111,7 @@ func startCaddy(t testing.TB, caddyfile string, extraEnv ...string) *caddyServer
 	}
 	s.env = append(os.Environ(), "HTTP_PORT="+httpPort, "ADMIN_PORT="+adminPort, "XDG_DATA_HOME="+t.TempDir(), "XDG_CONFIG_HOME="+t.TempDir())
 	s.env = append(s.env, extraEnv...)
-	s.cmd = exec.Command(caddyBinary, "run", "--config", s.config, "--adapter", "caddyfile")
+	s.cmd = exec.Command(s.binary, "run", "--config", s.config, "--adapter", "caddyfile")
 	s.cmd.Env = s.env
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
 	if err := s.cmd.Start(); err != nil {
@@ -98,11 +141,31 @@ func (s *caddyServer) waitReady() {
 	}
 }
 
+// httpsBaseURL waits until Caddy completes a TLS handshake on its port and
+// returns the https:// base URL. Caddy listens before it has a certificate
+// from its internal CA, and until then answers handshakes with an alert.
+func (s *caddyServer) httpsBaseURL() string {
+	s.t.Helper()
+	addr := strings.TrimPrefix(s.baseURL, "http://")
+	deadline := time.Now().Add(30 * time.Second)
+	for backoff := 5 * time.Millisecond; ; backoff = min(2*backoff, 200*time.Millisecond) {
+		conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+		if err == nil {
+			conn.Close()
+			return "https://" + addr
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("caddy has no certificate: %v\n%s", err, s.logs.String())
+		}
+		time.Sleep(backoff) // polling for readiness of another process
+	}
+}
+
 // reload asks the running Caddy to load its Caddyfile again, as an operator
 // would with `caddy reload`.
 func (s *caddyServer) reload(extraEnv ...string) {
 	s.t.Helper()
-	cmd := exec.Command(caddyBinary, "reload", "--config", s.config, "--adapter", "caddyfile", "--address", s.admin, "--force")
+	cmd := exec.Command(s.binary, "reload", "--config", s.config, "--adapter", "caddyfile", "--address", s.admin, "--force")
 	cmd.Env = append(append([]string(nil), s.env...), extraEnv...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		s.t.Fatalf("caddy reload: %v\n%s", err, out)
