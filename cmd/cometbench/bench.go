@@ -111,6 +111,7 @@ func runBench(cfg *config) int {
 
 	start := sample("start")
 	clientStart := selfCPU()
+	coreStart, coreErr := readCoreTimes(cfg.ServerCore)
 	var pr pubResult
 	if cfg.Messages > 0 {
 		logf("publishing %d × %d B (rate %g/s, concurrency %d, window %d)", cfg.Messages, cfg.Size, cfg.Plan.Rate, cfg.Plan.Concurrency, cfg.Plan.Window)
@@ -122,6 +123,7 @@ func runBench(cfg *config) int {
 		rep.Errors = append(rep.Errors, err.Error())
 	}
 	end := sample("after")
+	coreEnd, coreEndErr := readCoreTimes(cfg.ServerCore)
 
 	rep.fill(g, pr)
 	rep.fillServer(before, idle, start, end)
@@ -130,6 +132,9 @@ func runBench(cfg *config) int {
 		rep.ServerBusy = rep.ServerCPUSeconds / rep.PhaseSeconds
 		if cfg.Procs == 1 {
 			rep.ClientBusy = (selfCPU() - clientStart).Seconds() / rep.PhaseSeconds
+		}
+		if cfg.ServerCore >= 0 && coreErr == nil && coreEndErr == nil {
+			rep.fillCore(cfg.ServerCore, coreStart.use(coreEnd, clockTicks))
 		}
 	}
 	rep.printTable(os.Stdout)

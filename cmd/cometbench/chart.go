@@ -140,8 +140,8 @@ func writeMarkdown(w io.Writer, reps []*report) {
 		fmt.Fprintln(w)
 	}
 	if len(fan) > 0 {
-		fmt.Fprintln(w, "| workload | server | subscribers | deliveries/s | vs Nchan | p50 / p90 / p99 / max latency (ms) | server CPU per delivery | busy: server / client | RSS per subscriber | lost / dup |")
-		fmt.Fprintln(w, "|---|---|---:|---:|---:|---|---:|---:|---:|---:|")
+		fmt.Fprintln(w, "| workload | server | subscribers | deliveries/s | vs Nchan | p50 / p90 / p99 / max latency (ms) | server CPU per delivery | server core per delivery (busy, softirq) | busy: server / client | RSS per subscriber | lost / dup |")
+		fmt.Fprintln(w, "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|")
 		for _, r := range fan {
 			ratio := ""
 			if p := peerOf(reps, r); p != nil && p.DeliveriesPS > 0 {
@@ -151,10 +151,14 @@ func writeMarkdown(w io.Writer, reps []*report) {
 			if r.ClientBusy == 0 {
 				busy = fmt.Sprintf("%.0f %% / –", 100*r.ServerBusy)
 			}
-			fmt.Fprintf(w, "| %s | %s | %d | %s | %s | %.0f / %.0f / %.0f / %.0f | %.2f µs | %s | %.2f KiB | %d / %d |\n",
+			core := "–"
+			if c := r.ServerCore; c != nil {
+				core = fmt.Sprintf("%.2f µs (%.0f %%, %.0f %%)", r.ServerCorePerDel, 100*c.Busy, 100*c.Softirq)
+			}
+			fmt.Fprintf(w, "| %s | %s | %d | %s | %s | %.0f / %.0f / %.0f / %.0f | %.2f µs | %s | %s | %.2f KiB | %d / %d |\n",
 				r.Workload, r.Target, r.ConnectionsHeld, thousands(r.DeliveriesPS), ratio,
 				r.LatencyMs.P50, r.LatencyMs.P90, r.LatencyMs.P99, r.LatencyMs.Max,
-				r.ServerCPUPerDel, busy, r.RSSPerSubKiB, r.Lost, r.Duplicated)
+				r.ServerCPUPerDel, core, busy, r.RSSPerSubKiB, r.Lost, r.Duplicated)
 		}
 	}
 }

@@ -93,6 +93,16 @@ stop_all() {
 trap stop_all EXIT
 trap 'stop_all; exit 130' INT TERM
 
+# port_free PORT: fails when something already listens on 127.0.0.1:PORT.
+# Caddy listens with SO_REUSEPORT, so a leftover server would silently take
+# half of the connections and the run would measure two processes.
+port_free() {
+	if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+		echo "compare: something already listens on 127.0.0.1:$1; stop it first" >&2
+		return 1
+	fi
+}
+
 # start NAME LOG CMD...: start CMD on the server core, in the background.
 start() {
 	local name=$1 logf=$2
@@ -115,6 +125,7 @@ wait_port() {
 }
 
 start_cometbox() {
+	port_free 18080
 	start caddy "$RUNDIR/caddy.log" "$BIN/caddy" run --config "$BENCH/cometbox.Caddyfile" --adapter caddyfile
 	SERVER_PIDS=$LAST_PID
 	wait_port 18080
@@ -123,6 +134,7 @@ start_cometbox() {
 start_nchan() {
 	local prefix=$RUNDIR/nginx
 	mkdir -p "$prefix/tmp"
+	port_free 18081
 	start nginx "$RUNDIR/nginx.log" nginx -p "$prefix" -c "$BENCH/nchan.conf" -g 'daemon off;'
 	SERVER_PIDS=$LAST_PID # the master; its worker is measured as its child
 	wait_port 18081
@@ -130,6 +142,8 @@ start_nchan() {
 
 start_pushpin() {
 	mkdir -p /var/run/zurl /var/run/pushpin /tmp/cometbench-pushpin-log
+	port_free 17999
+	port_free 19001
 	start zurl "$RUNDIR/zurl.log" zurl --config="$BENCH/zurl.conf"
 	local zurl=$LAST_PID
 	start origin "$RUNDIR/origin.log" "$BIN/cometbench" origin -listen 127.0.0.1:19001
@@ -182,7 +196,7 @@ for wl in $WORKLOADS; do
 		# shellcheck disable=SC2046 # workload_args is a list of flags
 		if ! timeout --kill-after=10 "$RUN_TIMEOUT" taskset -c "$CLIENT_CPU" "$BIN/cometbench" \
 			-target "$srv" -workload "$wl" -subscribers "$N" -procs "$PROCS" \
-			-pid "$SERVER_PIDS" -timeout "$((RUN_TIMEOUT - 10))s" \
+			-pid "$SERVER_PIDS" -server-core "$SERVER_CPU" -timeout "$((RUN_TIMEOUT - 10))s" \
 			$(workload_args "$wl") -json "$OUT/$wl-$srv.json" \
 			>"$OUT/$wl-$srv.txt" 2>"$OUT/$wl-$srv.log"; then
 			log "$wl on $srv: cometbench exited non-zero (see $OUT/$wl-$srv.log)"

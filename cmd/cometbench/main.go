@@ -64,6 +64,7 @@ type config struct {
 
 	Procs              int
 	PIDs               []int
+	ServerCore         int // -1: not read
 	Sources            string
 	ConnectConcurrency int
 	PollDelay          time.Duration
@@ -109,6 +110,7 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.DurationVar(&c.Plan.WindowTimeout, "window-timeout", 5*time.Second, "longest wait for a message to complete before the window moves on")
 	fs.IntVar(&c.Procs, "procs", 1, "client processes to spread the subscribers over (each holds at most ~19,900 sockets)")
 	pids := fs.String("pid", "", "server PIDs (comma list) whose process trees' RSS and CPU are measured")
+	fs.IntVar(&c.ServerCore, "server-core", -1, "the CPU the server is pinned to: its whole use (softirq included) is read from /proc/stat while publishing")
 	fs.StringVar(&c.Sources, "src", "127.0.0.2-127.0.0.9", "local source addresses: a range in the last octet or a comma list")
 	fs.IntVar(&c.ConnectConcurrency, "connect-concurrency", 64, "connection attempts in flight")
 	fs.IntVar(&c.LongPollWait, "longpoll-wait", 30, "long-poll hold asked of cometbox, in seconds")

@@ -3,7 +3,7 @@
 # long-poll answers against Caddy's own `respond`: wrk on CPU 1, Caddy
 # pinned to CPU 0, loopback only. Prints a markdown table.
 #
-#   cmd/cometbench/overhead.sh [seconds]
+#   cmd/cometbench/overhead.sh [seconds]     # ROUNDS=5 pairs of runs each
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-10}
@@ -57,23 +57,25 @@ run() { # $1: config, $2: url; prints requests/s
 	kill $pid; wait $pid 2>/dev/null || true
 }
 
-echo "| workload | with comet | without comet / respond | ratio |"
+# pair A B ROUNDS: runs A and B back to back ROUNDS times, alternating
+# which goes first, and prints "median-A median-B median-ratio". This VM's
+# speed drifts by 10-20 % over minutes; a ratio taken within one pair of
+# adjacent runs sees little of that drift, and the median drops outliers.
+pair() {
+	local a=$1 b=$2 rounds=$3 ra rb ratios=() as=() bs=()
+	for i in $(seq "$rounds"); do
+		if ((i % 2)); then ra=$(eval "$a"); rb=$(eval "$b"); else rb=$(eval "$b"); ra=$(eval "$a"); fi
+		as+=("$ra") bs+=("$rb") ratios+=("$(awk "BEGIN{print $ra/$rb}")")
+		echo "overhead: pair $i: $ra vs $rb" >&2
+	done
+	printf '%s %s %s\n' "$(median "${as[@]}")" "$(median "${bs[@]}")" "$(median "${ratios[@]}")"
+}
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+
+rounds=${ROUNDS:-5}
+echo "| workload | with comet | without comet / respond | ratio (median of $rounds adjacent pairs) |"
 echo "|---|---|---|---|"
-# Alternate the two configs, three runs each, and keep each one's best:
-# what is left between them is the handler, not the machine's mood.
-with=0 without=0
-for _ in 1 2 3; do
-	w=$(run with-comet http://127.0.0.1:19200/body.txt)
-	o=$(run without-comet http://127.0.0.1:19200/body.txt)
-	with=$(awk "BEGIN{print ($w > $with) ? $w : $with}")
-	without=$(awk "BEGIN{print ($o > $without) ? $o : $without}")
-done
-echo "| pass-through to an upstream (1 KiB) | $with req/s | $without req/s | $(awk "BEGIN{printf \"%.3f\", $with/$without}") |"
-lp=0 respond=0
-for _ in 1 2 3; do
-	l=$(run with-comet "http://127.0.0.1:19200/comet/sub/lp?last_id=earliest&wait=0")
-	r=$(run with-comet http://127.0.0.1:19200/static)
-	lp=$(awk "BEGIN{print ($l > $lp) ? $l : $lp}")
-	respond=$(awk "BEGIN{print ($r > $respond) ? $r : $respond}")
-done
-echo "| long-poll with a message waiting vs respond | $lp req/s | $respond req/s | $(awk "BEGIN{printf \"%.3f\", $lp/$respond}") |"
+read -r with without ratio < <(pair "run with-comet http://127.0.0.1:19200/body.txt" "run without-comet http://127.0.0.1:19200/body.txt" "$rounds")
+echo "| pass-through to an upstream (1 KiB) | $with req/s | $without req/s | $(printf %.3f "$ratio") |"
+read -r lp respond ratio < <(pair "run with-comet 'http://127.0.0.1:19200/comet/sub/lp?last_id=earliest&wait=0'" "run with-comet http://127.0.0.1:19200/static" "$rounds")
+echo "| long-poll with a message waiting vs respond | $lp req/s | $respond req/s | $(printf %.3f "$ratio") |"

@@ -74,6 +74,11 @@ type report struct {
 	PhaseSeconds float64 `json:"phase_seconds"`
 	ServerBusy   float64 `json:"server_busy"`
 	ClientBusy   float64 `json:"client_busy,omitempty"`
+	// ServerCore is the whole use of the server's core over the same
+	// phase, softirq included (-server-core), and per delivery.
+	ServerCore       *coreUse `json:"server_core,omitempty"`
+	ServerCoreNumber int      `json:"server_core_number,omitempty"`
+	ServerCorePerDel float64  `json:"server_core_us_per_delivery,omitempty"`
 
 	Errors  []string `json:"errors,omitempty"`
 	Machine machine  `json:"machine"`
@@ -199,6 +204,15 @@ func (r *report) fillServer(before, idle, start, end procSample) {
 	}
 }
 
+// fillCore records the server core's use over the publish phase.
+func (r *report) fillCore(n int, use coreUse) {
+	r.ServerCore = &use
+	r.ServerCoreNumber = n
+	if r.Deliveries > 0 {
+		r.ServerCorePerDel = use.BusySeconds * 1e6 / float64(r.Deliveries)
+	}
+}
+
 // printTable writes the report for a person.
 func (r *report) printTable(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -222,6 +236,9 @@ func (r *report) printTable(w io.Writer) {
 	row("client CPU", "%.2fs", r.ClientCPUSeconds)
 	if r.PhaseSeconds > 0 {
 		row("busy while publishing", "server %.0f %%, client %.0f %% of a core over %.1fs", 100*r.ServerBusy, 100*r.ClientBusy, r.PhaseSeconds)
+	}
+	if c := r.ServerCore; c != nil {
+		row("server core", "cpu%d %.0f %% busy (%.0f %% softirq), %.2f µs per delivery", r.ServerCoreNumber, 100*c.Busy, 100*c.Softirq, r.ServerCorePerDel)
 	}
 	for _, e := range r.Errors {
 		row("error", "%s", e)
