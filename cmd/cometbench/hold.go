@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // Held streams (SSE, NDJSON) are read by one poller goroutine over one
@@ -177,7 +178,7 @@ func (p *poller) loop() {
 
 // read reads what c has and decodes it; called with p.mu held.
 func (p *poller) read(c *heldConn) {
-	n, err := syscall.Read(c.fd, p.buf)
+	n, err := readNonblocking(c.fd, p.buf)
 	switch {
 	case errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR):
 		return
@@ -351,4 +352,17 @@ func readHeld(ctx context.Context, conn net.Conn, br *bufio.Reader, resp *http.R
 			return fmt.Errorf("stream read: %w", err)
 		}
 	}
+}
+
+// readNonblocking is read(2) on a non-blocking socket as a raw syscall: it
+// never waits, so it need not tell the scheduler it entered a syscall.
+// Through that path, sysmon kept taking the poller's P away and handing it
+// to another thread, which cost the client a context switch every few
+// reads and made it, not the server, the slower side of a fan-out.
+func readNonblocking(fd int, buf []byte) (int, error) {
+	n, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(n), nil
 }
