@@ -155,6 +155,10 @@ func (p *Pool) Serve(w http.ResponseWriter, r *http.Request, h *hub.Hub, held He
 	return true, nil
 }
 
+// headerValueBreaks removes line breaks from a header value: one would end
+// the head early and let the rest be read as body or another header.
+var headerValueBreaks = strings.NewReplacer("\r", "", "\n", "")
+
 // responseHead writes the status line and headers of a held response. The
 // body is close-delimited (RFC 9112 §6.3): no chunk framing, so every frame
 // goes out as the same bytes to every subscriber.
@@ -171,7 +175,7 @@ func responseHead(header http.Header, s *Stream) []byte {
 			continue
 		}
 		for _, v := range header[k] {
-			b.WriteString(k + ": " + strings.NewReplacer("\r", "", "\n", "").Replace(v) + "\r\n")
+			b.WriteString(k + ": " + headerValueBreaks.Replace(v) + "\r\n")
 		}
 	}
 	b.WriteString("Content-Type: " + s.ContentType + "\r\n")
@@ -268,11 +272,13 @@ func (p *Pool) unload(unload <-chan struct{}) {
 func (p *Pool) heartbeats() {
 	t := time.NewTicker(heartbeatTick)
 	defer t.Stop()
+	// One list, reused every tick: it is copied out of p.conns so that
+	// heartbeatDue runs without the pool's lock.
+	var conns []*conn
 	for {
 		select {
 		case now := <-t.C:
 			p.mu.Lock()
-			conns := make([]*conn, 0, len(p.conns))
 			for c := range p.conns {
 				conns = append(conns, c)
 			}
@@ -280,6 +286,8 @@ func (p *Pool) heartbeats() {
 			for _, c := range conns {
 				c.heartbeatDue(now)
 			}
+			clear(conns) // closed connections are not kept until the next tick
+			conns = conns[:0]
 		case <-p.stop:
 			return
 		}
