@@ -17,10 +17,7 @@ import (
 func TestHTTP2StreamOutlivesWriteTimeout(t *testing.T) {
 	srv := startCaddy(t, "tls.Caddyfile", "HEARTBEAT=600ms", "WRITE_TIMEOUT=100ms")
 	base := srv.httpsBaseURL()
-	client := &http.Client{Transport: &http.Transport{
-		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
-		ForceAttemptHTTP2: true,
-	}}
+	client := http2Client()
 	defer client.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -45,4 +42,13 @@ func TestHTTP2StreamOutlivesWriteTimeout(t *testing.T) {
 			t.Fatalf("stream ended before heartbeat %d", i+1)
 		}
 	}
+}
+
+// http2Client speaks HTTP/2 over TLS to a test Caddy, whose certificate
+// comes from Caddy's internal CA.
+func http2Client() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
+		ForceAttemptHTTP2: true,
+	}}
 }

@@ -3,7 +3,6 @@ package caddymodule_test
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"fmt"
 	"net/http"
 	"strings"
@@ -20,10 +19,7 @@ func TestNaiveFanoutDelivers(t *testing.T) {
 	const subscribers = 3
 	srv := startServer(t, naiveCaddyBinary(t), "naive-tls.Caddyfile")
 	base := srv.httpsBaseURL()
-	client := &http.Client{Transport: &http.Transport{
-		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
-		ForceAttemptHTTP2: true,
-	}}
+	client := http2Client()
 	defer client.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
