@@ -3,6 +3,7 @@ package caddymodule_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -136,4 +137,60 @@ func manyChannels(n int) string {
 		names[i] = fmt.Sprintf("c%d", i)
 	}
 	return strings.Join(names, ",")
+}
+
+// TestStalledSubscriberIsCutAfterWriteTimeout holds a subscriber that stops
+// reading once its socket buffers are full, while what waits for it stays
+// under the queue limits: no slow-consumer cut comes, and no further
+// message either. write_timeout must cut it anyway, or it would hold its
+// descriptor and backlog for as long as its peer keeps the window shut.
+func TestStalledSubscriberIsCutAfterWriteTimeout(t *testing.T) {
+	eachDeliveryPath(t, stalledSubscriberIsCut)
+}
+
+func stalledSubscriberIsCut(t *testing.T, path string) {
+	// queue_bytes is raised so that only the write timeout can cut it.
+	srv := startCaddy(t, "core.Caddyfile", "UPSTREAM_PORT=1", "DIRECT="+path, "WRITE_TIMEOUT=300ms", "QUEUE_BYTES=64MiB")
+	addr := strings.TrimPrefix(srv.baseURL, "http://")
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.(*net.TCPConn).SetReadBuffer(64 << 10)
+	fmt.Fprintf(conn, "GET /comet/sub/stalled HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", addr)
+	head := make([]byte, 12)
+	if _, err := io.ReadFull(conn, head); err != nil || string(head[9:12]) != "200" {
+		t.Fatalf("subscribe: %q %v", head, err)
+	}
+	// 8 MiB: more than the socket buffers of a reader that stopped take
+	// (up to tcp_wmem's 4 MiB on the server's side), so some waits in
+	// the server, well under queue_bytes.
+	payload := strings.Repeat("s", 512<<10)
+	for i := range 16 {
+		r := do(t, "POST", srv.baseURL+"/comet/pub/stalled", strings.NewReader(payload), "Content-Type", "text/plain")
+		if i == 0 && r.status != http.StatusCreated {
+			t.Fatalf("first publish: want 201 (one subscriber), got %d %s", r.status, r.body)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for subscribers(t, srv.baseURL, "stalled") > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the stalled subscriber is still held 10 s after its last message")
+		}
+		time.Sleep(50 * time.Millisecond) // polling an outcome, not waiting for one
+	}
+}
+
+// subscribers reads a channel's subscriber count from its info.
+func subscribers(t *testing.T, base, channel string) int {
+	t.Helper()
+	r := do(t, "GET", base+"/comet/pub/"+channel, nil)
+	var info struct {
+		Subscribers int `json:"subscribers"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &info); err != nil {
+		t.Fatalf("channel info: %d %s: %v", r.status, r.body, err)
+	}
+	return info.Subscribers
 }

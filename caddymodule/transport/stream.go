@@ -173,6 +173,7 @@ func (f framing) direct(opts *Options) *direct.Stream {
 		AppendFrame:    f.appendFrame,
 		HeartbeatBytes: f.heartbeat,
 		Heartbeat:      opts.Heartbeat,
+		WriteTimeout:   opts.WriteTimeout,
 		MaxBytes:       f.maxBytes,
 		Reconnect:      reconnectNotice,
 	}

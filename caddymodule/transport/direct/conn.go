@@ -29,13 +29,17 @@ type conn struct {
 	fd     int
 	stream *Stream
 
-	mu          sync.Mutex
-	out         [][]byte // backlog; out[0] is written from offset on
-	offset      int
-	pending     int // bytes in the backlog
-	frames      int // messages in the backlog
-	written     int64
-	lastWrite   time.Time
+	mu        sync.Mutex
+	out       [][]byte // backlog; out[0] is written from offset on
+	offset    int
+	pending   int // bytes in the backlog
+	frames    int // messages in the backlog
+	written   int64
+	lastWrite time.Time
+	// waitTick is the pool's tick when the backlog last started waiting
+	// or the socket last took some of it: the write timeout counts from
+	// there, in ticks, so that a delivery costs no clock reading.
+	waitTick    uint32
 	dirty       bool  // waiting in its shard's list
 	blocked     bool  // the socket would block: wait for EPOLLOUT
 	ending      error // end once the backlog is written
@@ -54,6 +58,7 @@ var (
 	errMaxBytes = errors.New("stream_max_bytes reached")
 	errUnload   = errors.New("handler unloaded")
 	errExpired  = errors.New("authorization expired")
+	errStalled  = errors.New("write_timeout: the subscriber took nothing")
 	errWrite    = errors.New("write failed")
 )
 
@@ -114,6 +119,9 @@ func (c *conn) endWith(notice *message.Message, reason error) {
 
 func (c *conn) appendLocked(m *message.Message) {
 	from := len(c.out)
+	if from == 0 {
+		c.waitTick = c.pool.tick.Load()
+	}
 	c.out = c.stream.AppendFrame(c.out, m)
 	for _, b := range c.out[from:] {
 		c.pending += len(b)
@@ -190,6 +198,7 @@ func (c *conn) advanceLocked(n int) {
 	c.written += int64(n)
 	c.pending -= n
 	c.lastWrite = c.pool.now()
+	c.waitTick = c.pool.tick.Load()
 	for len(c.out) > 0 {
 		rest := len(c.out[0]) - c.offset
 		if n < rest {
@@ -244,15 +253,22 @@ func (c *conn) discardInput() {
 	}
 }
 
-// heartbeatDue queues a heartbeat if nothing was written for an interval.
+// heartbeatDue queues a heartbeat if nothing was written for an interval,
+// and cuts the connection if a backlog has waited past the write timeout.
 func (c *conn) heartbeatDue(now time.Time) {
 	c.mu.Lock()
+	if !c.closed && len(c.out) > 0 && c.stream.WriteTimeout > 0 && c.pool.waitedAtLeast(c.waitTick) >= c.stream.WriteTimeout {
+		c.mu.Unlock()
+		c.close(errStalled)
+		return
+	}
 	if c.closed || c.ending != nil || len(c.out) > 0 || now.Sub(c.lastWrite) < c.stream.Heartbeat {
 		c.mu.Unlock()
 		return
 	}
 	c.out = append(c.out, c.stream.HeartbeatBytes)
 	c.pending += len(c.stream.HeartbeatBytes)
+	c.waitTick = c.pool.tick.Load()
 	c.mu.Unlock()
 	c.kick()
 }

@@ -17,6 +17,12 @@ type Stream struct {
 	AppendFrame    func(dst [][]byte, m *message.Message) [][]byte
 	HeartbeatBytes []byte
 	Heartbeat      time.Duration
+	// WriteTimeout cuts a socket that has taken nothing of its backlog for
+	// this long: a client that stopped reading, or vanished without a FIN,
+	// would otherwise hold its descriptor and backlog while its window
+	// stays shut. Checked on the heartbeat tick (every second), so the cut
+	// comes up to two seconds late; 0 is never.
+	WriteTimeout time.Duration
 	// MaxBytes ends the stream with a reconnect notice once this much was
 	// written; 0 is no limit.
 	MaxBytes int64

@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -35,6 +36,9 @@ type Pool struct {
 	shards []*shard
 	poller *poller
 	now    func() time.Time
+
+	// tick counts heartbeat ticks: the coarse clock of write timeouts.
+	tick atomic.Uint32
 
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
@@ -110,6 +114,7 @@ func (p *Pool) Serve(w http.ResponseWriter, r *http.Request, h *hub.Hub, held He
 		out:         [][]byte{head},
 		pending:     len(head),
 		lastWrite:   p.now(),
+		waitTick:    p.tick.Load(),
 		limitFrames: frames,
 		limitBytes:  bytes,
 		closeDelay:  held.CloseDelay,
@@ -278,6 +283,7 @@ func (p *Pool) heartbeats() {
 	for {
 		select {
 		case now := <-t.C:
+			p.tick.Add(1)
 			p.mu.Lock()
 			for c := range p.conns {
 				conns = append(conns, c)
@@ -292,6 +298,17 @@ func (p *Pool) heartbeats() {
 			return
 		}
 	}
+}
+
+// waitedAtLeast is how long has surely passed since tick was read: one
+// tick less than the ticks counted since, as tick may have been read just
+// before the next one.
+func (p *Pool) waitedAtLeast(tick uint32) time.Duration {
+	ticks := p.tick.Load() - tick
+	if ticks == 0 {
+		return 0
+	}
+	return time.Duration(ticks-1) * heartbeatTick
 }
 
 // Close ends every connection and stops the pool's goroutines.
