@@ -1,6 +1,7 @@
 package caddymodule_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net/http"
@@ -388,5 +389,40 @@ func TestFlushedRedisMakesSubscribersReset(t *testing.T) {
 		if infoA.LastID != want[len(want)-1] || infoB.LastID != infoA.LastID || infoA.Messages != len(want) || infoB.Messages != infoA.Messages {
 			t.Errorf("%s after FLUSHALL: info %+v on node A, %+v on node B; want last_id %s and %d messages", ch, infoA, infoB, want[len(want)-1], len(want))
 		}
+	}
+}
+
+// TestPublishCountsSubscribersOnOtherNodes subscribes on one node and
+// publishes through the other: the answer is 201 with the subscriber
+// counted, as a PHP app that checks whether anyone is listening expects,
+// not a 202 "nobody" because nobody is on the node it happened to reach.
+func TestPublishCountsSubscribersOnOtherNodes(t *testing.T) {
+	_, nodes := startRedisNodes(t, 2)
+	a, b := nodes[0].baseURL, nodes[1].baseURL
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stream := openStream(t, ctx, b+"/comet/sub/elsewhere", "Accept", "text/event-stream")
+	if !readUntil(t, bufio.NewReader(stream.Body), ": ok\n") {
+		t.Fatal("subscribe on node B: stream ended before \": ok\"")
+	}
+	// Nodes report their subscribers every 5 s; node A's channel info
+	// shows when B's report is in (404 until then: A knows nothing of it).
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if do(t, "GET", a+"/comet/pub/elsewhere", nil).status == http.StatusOK && redisInfo(t, a, "elsewhere").Subscribers == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node A never counted node B's subscriber")
+		}
+		time.Sleep(100 * time.Millisecond) // polling another process's report
+	}
+	r := do(t, "POST", a+"/comet/pub/elsewhere", strings.NewReader("hello"), "Content-Type", "text/plain")
+	var answer struct {
+		Subscribers int `json:"subscribers"`
+	}
+	jsonUnmarshal(t, []byte(r.body), &answer)
+	if r.status != http.StatusCreated || answer.Subscribers != 1 {
+		t.Fatalf("publish through node A: %d with %d subscribers, want 201 with the 1 on node B (%s)", r.status, answer.Subscribers, r.body)
 	}
 }

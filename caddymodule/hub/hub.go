@@ -8,6 +8,7 @@ package hub
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -114,8 +115,20 @@ type Published struct {
 // Publish stores a batch of normalized drafts, whole or not at all, and fans
 // it out. replayed is true when the idempotency key was seen before: the
 // answer is the first publish's and nothing new was stored.
+//
+// On a shared store, Subscribers also counts what the other nodes last
+// reported (every presenceInterval): a subscriber on another node is a
+// subscriber too, if one up to a few seconds out of date.
 func (h *Hub) Publish(ctx context.Context, drafts []message.Draft, idempotencyKey string) ([]Published, bool, error) {
+	var others func() map[string]int
+	if h.presence != nil {
+		others = h.presence.othersWhile(ctx, channelsOf(drafts))
+	}
 	msgs, replayed, err := h.store.Append(ctx, drafts, idempotencyKey)
+	var remote map[string]int
+	if others != nil {
+		remote = others() // joined on every path: the goroutine is this call's
+	}
 	if err != nil {
 		h.stats.storeErrors.Add(1)
 		return nil, false, fmt.Errorf("publish: %w", err)
@@ -126,10 +139,21 @@ func (h *Hub) Publish(ctx context.Context, drafts []message.Draft, idempotencyKe
 	out := make([]Published, len(msgs))
 	h.mu.RLock()
 	for i, m := range msgs {
-		out[i] = Published{Message: m, Subscribers: h.channels[m.Channel].len()}
+		out[i] = Published{Message: m, Subscribers: h.channels[m.Channel].len() + remote[m.Channel]}
 	}
 	h.mu.RUnlock()
 	return out, replayed, nil
+}
+
+// channelsOf lists the channels of drafts, each once.
+func channelsOf(drafts []message.Draft) []string {
+	var channels []string
+	for _, d := range drafts {
+		if !slices.Contains(channels, d.Channel) {
+			channels = append(channels, d.Channel)
+		}
+	}
+	return channels
 }
 
 // deliver is the store's callback: it offers each message to every

@@ -97,6 +97,24 @@ func (r *presenceReporter) others(ctx context.Context, channel string) int {
 	return n
 }
 
+// othersWhile counts what the other nodes reported for channels while the
+// caller does something else (a publish appends meanwhile, so the count
+// costs it no round trip of its own); wait returns the counts, by channel.
+func (r *presenceReporter) othersWhile(ctx context.Context, channels []string) (wait func() map[string]int) {
+	counts := make(map[string]int, len(channels))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, ch := range channels {
+			counts[ch] = r.others(ctx, ch)
+		}
+	}()
+	return func() map[string]int {
+		<-done
+		return counts
+	}
+}
+
 func (r *presenceReporter) stop() {
 	close(r.quit)
 	<-r.done
