@@ -28,10 +28,12 @@ var (
 		"Requests refused by publish or subscribe authorization.", []string{"hub", "role"}, nil)
 	storeErrorsDesc = prometheus.NewDesc("caddy_comet_store_errors_total",
 		"Store operations that failed.", []string{"hub"}, nil)
+	deliveryLagDesc = prometheus.NewDesc("caddy_comet_delivery_lag_seconds",
+		"How long the newest message handed to subscribers had waited since it was published: with Redis, the feed's delay between nodes.", []string{"hub"}, nil)
 )
 
 func (hubsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{subscribersDesc, channelsDesc, publishedDesc, deliveriesDesc, slowDesc, deniedDesc, storeErrorsDesc} {
+	for _, d := range []*prometheus.Desc{subscribersDesc, channelsDesc, publishedDesc, deliveriesDesc, slowDesc, deniedDesc, storeErrorsDesc, deliveryLagDesc} {
 		ch <- d
 	}
 }
@@ -55,6 +57,7 @@ func collectHub(ch chan<- prometheus.Metric, name string, pooled *pooledHub) {
 	ch <- prometheus.MustNewConstMetric(deniedDesc, prometheus.CounterValue, float64(pooled.counters.PublishDenied.Load()), name, "publish")
 	ch <- prometheus.MustNewConstMetric(deniedDesc, prometheus.CounterValue, float64(pooled.counters.SubscribeDenied.Load()), name, "subscribe")
 	ch <- prometheus.MustNewConstMetric(storeErrorsDesc, prometheus.CounterValue, float64(st.StoreErrors), name)
+	ch <- prometheus.MustNewConstMetric(deliveryLagDesc, prometheus.GaugeValue, st.DeliveryLag.Seconds(), name)
 }
 
 // registerMetrics adds the hubs' collector to a config's registry, once.

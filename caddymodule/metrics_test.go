@@ -27,6 +27,7 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 		`caddy_comet_deliveries_total{hub="default"} 1`,
 		`caddy_comet_auth_denials_total{hub="keyed",role="publish"} 1`,
 		`caddy_comet_slow_consumer_drops_total{hub="default"} 0`,
+		`caddy_comet_delivery_lag_seconds{hub="default"} `,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)

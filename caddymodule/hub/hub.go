@@ -182,6 +182,7 @@ func (h *Hub) deliver(msgs []*message.Message) {
 		}
 	}
 	h.mu.RUnlock()
+	h.recordLag(msgs)
 	// A subscription cut during the fan-out (slow consumer) is no longer
 	// listed nor counted, even while its connection's last write waits.
 	for _, sub := range ended {
@@ -194,6 +195,17 @@ func (h *Hub) deliver(msgs []*message.Message) {
 			delete(h.channels, ch)
 		}
 		h.mu.Unlock()
+	}
+}
+
+// recordLag keeps how long the newest published message of a delivery
+// waited: notices are made on the spot and say nothing of the way.
+func (h *Hub) recordLag(msgs []*message.Message) {
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if m := msgs[i]; !m.IsNotice() {
+			h.stats.deliveryLag.Store(int64(h.now().Sub(time.UnixMilli(m.Time))))
+			return
+		}
 	}
 }
 

@@ -247,3 +247,39 @@ func TestPublishesBetweenHistoryReadsAreNotLost(t *testing.T) {
 		t.Fatalf("got %q, want %q", events(got), want)
 	}
 }
+
+// laggingStore delivers each append after the clock moved on by lag, as a
+// shared store's feed reaches another node some time after the publish.
+type laggingStore struct {
+	*memory.Store
+	clk *clock
+	lag time.Duration
+}
+
+func (s *laggingStore) Listen(deliver store.DeliverFunc) {
+	s.Store.Listen(func(msgs []*message.Message) {
+		s.clk.advance(s.lag)
+		deliver(msgs)
+	})
+}
+
+func TestDeliveryLagIsTheNewestMessagesWait(t *testing.T) {
+	clk := &clock{now: time.Unix(1_700_000_000, 0)}
+	st, err := memory.New(memory.Options{
+		Retention: func(string) store.Retention { return store.Retention{Count: 10, Age: time.Hour} },
+		Now:       clk.Now,
+		NoSweeper: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hub.New(&laggingStore{Store: st, clk: clk, lag: 250 * time.Millisecond}, hub.Options{QueueLimit: 4, Now: clk.Now})
+	t.Cleanup(func() { h.Close() })
+	if lag := h.Stats().DeliveryLag; lag != 0 {
+		t.Fatalf("before any delivery: lag %v", lag)
+	}
+	publish(t, h, "a", "late")
+	if lag := h.Stats().DeliveryLag; lag != 250*time.Millisecond {
+		t.Fatalf("delivery lag %v, want the 250ms the store took", lag)
+	}
+}

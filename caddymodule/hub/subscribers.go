@@ -1,6 +1,9 @@
 package hub
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // subscriberSet is one channel's subscriptions. A slice is what the fan-out
 // walks (fast and allocation-free); the index makes removal O(1).
@@ -48,6 +51,9 @@ type counters struct {
 	deliveries    atomic.Uint64
 	slowConsumers atomic.Uint64
 	storeErrors   atomic.Uint64
+	// deliveryLag is how long, in nanoseconds, the newest message handed
+	// to subscribers had waited since it was published.
+	deliveryLag atomic.Int64
 }
 
 // Stats is a snapshot of the hub's totals.
@@ -56,6 +62,10 @@ type Stats struct {
 	Deliveries    uint64
 	SlowConsumers uint64
 	StoreErrors   uint64
+	// DeliveryLag is how long the newest message the store delivered had
+	// waited since it was published: on a shared store, the delay of the
+	// feed between nodes and of this node's backlog; near 0 in memory.
+	DeliveryLag time.Duration
 	// Subscribers counts held subscriptions by transport name.
 	Subscribers map[string]int
 	Channels    int
@@ -70,6 +80,7 @@ func (h *Hub) Stats() Stats {
 		Deliveries:    h.stats.deliveries.Load(),
 		SlowConsumers: h.stats.slowConsumers.Load(),
 		StoreErrors:   h.stats.storeErrors.Load(),
+		DeliveryLag:   time.Duration(h.stats.deliveryLag.Load()),
 		Subscribers:   make(map[string]int, len(h.byTransport)),
 		Channels:      len(h.channels),
 	}
