@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"sync"
 	"time"
 
 	"github.com/cometbox/cometbox/caddymodule/store"
@@ -18,6 +19,9 @@ type presenceReporter struct {
 	presence store.Presence
 	node     string
 	reported map[string]bool // channels the last report named
+
+	mu      sync.Mutex
+	counted map[string]countedAt // other nodes' counts read for publishes
 
 	quit chan struct{}
 	done chan struct{}
@@ -37,6 +41,7 @@ func startPresence(h *Hub, p store.Presence) *presenceReporter {
 		presence: p,
 		node:     hex.EncodeToString(id[:]),
 		reported: make(map[string]bool),
+		counted:  make(map[string]countedAt),
 		quit:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -100,20 +105,58 @@ func (r *presenceReporter) others(ctx context.Context, channel string) int {
 // othersWhile counts what the other nodes reported for channels while the
 // caller does something else (a publish appends meanwhile, so the count
 // costs it no round trip of its own); wait returns the counts, by channel.
+// A count read in the last othersFresh is used again: reports change only
+// every presenceInterval, and a busy channel is published to many times a
+// second.
 func (r *presenceReporter) othersWhile(ctx context.Context, channels []string) (wait func() map[string]int) {
 	counts := make(map[string]int, len(channels))
+	var stale []string
+	now := r.hub.now()
+	r.mu.Lock()
+	for _, ch := range channels {
+		if c, ok := r.counted[ch]; ok && now.Sub(c.at) < othersFresh {
+			counts[ch] = c.n
+		} else {
+			stale = append(stale, ch)
+		}
+	}
+	r.mu.Unlock()
+	if len(stale) == 0 {
+		return func() map[string]int { return counts }
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for _, ch := range channels {
-			counts[ch] = r.others(ctx, ch)
+		read := make(map[string]int, len(stale))
+		for _, ch := range stale {
+			read[ch] = r.others(ctx, ch)
 		}
+		r.mu.Lock()
+		if len(r.counted) >= maxCounted {
+			clear(r.counted) // a bound, not an eviction policy: they are re-read
+		}
+		for ch, n := range read {
+			r.counted[ch] = countedAt{n: n, at: now}
+			counts[ch] = n
+		}
+		r.mu.Unlock()
 	}()
 	return func() map[string]int {
 		<-done
 		return counts
 	}
 }
+
+// countedAt is another nodes' count of a channel and when it was read.
+type countedAt struct {
+	n  int
+	at time.Time
+}
+
+const (
+	othersFresh = time.Second
+	maxCounted  = 4096
+)
 
 func (r *presenceReporter) stop() {
 	close(r.quit)
