@@ -115,7 +115,7 @@ func (c *wsClient) closeStatus() websocket.StatusCode {
 	}
 }
 
-func startWSCaddy(t *testing.T, backend http.Handler) *caddyServer {
+func startWSCaddy(t *testing.T, backend http.Handler, extraEnv ...string) *caddyServer {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -127,7 +127,7 @@ func startWSCaddy(t *testing.T, backend http.Handler) *caddyServer {
 	srv := &http.Server{Handler: backend}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
-	return startCaddy(t, "ws.Caddyfile", fmt.Sprintf("BACKEND_PORT=%d", l.Addr().(*net.TCPAddr).Port))
+	return startCaddy(t, "ws.Caddyfile", append(extraEnv, fmt.Sprintf("BACKEND_PORT=%d", l.Addr().(*net.TCPAddr).Port))...)
 }
 
 func TestWebSocketReceivesHistoryLiveAndRuntimeSubscriptions(t *testing.T) {
@@ -290,18 +290,7 @@ func TestWebSocketSlowConsumerIsClosedWith1008(t *testing.T) {
 	srv := startWSCaddy(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	// A small receive buffer, so the socket fills sooner. Not below the
-	// loopback MSS (64 KiB), or TCP never reopens its window.
-	smallBuffer := &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-			if err == nil {
-				conn.(*net.TCPConn).SetReadBuffer(128 << 10)
-			}
-			return conn, err
-		},
-	}}
-	c, _, err := dialWSWith(t, ctx, srv.baseURL+"/comet/sub/flood", nil, smallBuffer)
+	c, _, err := dialWSWith(t, ctx, srv.baseURL+"/comet/sub/flood", nil, smallReadBufferClient())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,6 +310,36 @@ func TestWebSocketSlowConsumerIsClosedWith1008(t *testing.T) {
 	info := do(t, "GET", srv.baseURL+"/comet/pub/flood", nil)
 	if !strings.Contains(info.body, `"subscribers":0`) {
 		t.Fatalf("the cut subscriber is still counted: %s", info.body)
+	}
+}
+
+// TestWebSocketStalledReaderIsCutAfterWriteTimeout holds a WebSocket whose
+// client reads nothing, with a queue too large to fill: only the write
+// timeout can free the socket and the subscription once the writer blocks
+// (queue_size and queue_bytes are raised out of reach).
+func TestWebSocketStalledReaderIsCutAfterWriteTimeout(t *testing.T) {
+	srv := startWSCaddy(t, nil, "QUEUE_SIZE=10000", "QUEUE_BYTES=64MiB", "WRITE_TIMEOUT=300ms")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, _, err := dialWSWith(t, ctx, srv.baseURL+"/comet/sub/stuck", nil, smallReadBufferClient())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.expect("comet.subscribed:stuck")
+	// 200 × 48 KiB: more than the socket buffers take (128 KiB here, up
+	// to tcp_wmem's 4 MiB on the server's side), so the writer blocks.
+	random := make([]byte, 36*1024)
+	crand.Read(random)
+	payload := base64.StdEncoding.EncodeToString(random)
+	for range 200 {
+		publishText(t, srv.baseURL, "stuck", payload)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for subscribers(t, srv.baseURL, "stuck") > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the stalled WebSocket is still held 10 s after its last message")
+		}
+		time.Sleep(50 * time.Millisecond) // polling an outcome, not waiting for one
 	}
 }
 
@@ -354,4 +373,19 @@ func TestWebSocketReloadClosesWith1001AndResumeLosesNothing(t *testing.T) {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		t.Fatal("timed out")
 	}
+}
+
+// smallReadBufferClient dials with a small receive buffer, so that a client
+// that stops reading fills its socket sooner. Not below the loopback MSS
+// (64 KiB), or TCP never reopens its window.
+func smallReadBufferClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err == nil {
+				conn.(*net.TCPConn).SetReadBuffer(128 << 10)
+			}
+			return conn, err
+		},
+	}}
 }
