@@ -97,18 +97,7 @@ func TestNeverReadingSubscriberIsCutAndMemoryStaysBounded(t *testing.T) {
 
 func neverReadingSubscriberIsCut(t *testing.T, path string) {
 	srv := startCaddy(t, "core.Caddyfile", "UPSTREAM_PORT=1", "DIRECT="+path)
-	addr := strings.TrimPrefix(srv.baseURL, "http://")
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.(*net.TCPConn).SetReadBuffer(128 << 10)
-	fmt.Fprintf(conn, "GET /comet/sub/stall HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", addr)
-	head := make([]byte, 12)
-	if _, err := io.ReadFull(conn, head); err != nil || string(head[9:12]) != "200" {
-		t.Fatalf("subscribe: %q %v", head, err)
-	}
+	openUnreadSSE(t, srv, "stall", 128<<10)
 	before := rssKiBOf(t, srv.pid())
 	payload := strings.Repeat("z", 512<<10)
 	cut := false
@@ -151,18 +140,7 @@ func TestStalledSubscriberIsCutAfterWriteTimeout(t *testing.T) {
 func stalledSubscriberIsCut(t *testing.T, path string) {
 	// queue_bytes is raised so that only the write timeout can cut it.
 	srv := startCaddy(t, "core.Caddyfile", "UPSTREAM_PORT=1", "DIRECT="+path, "WRITE_TIMEOUT=300ms", "QUEUE_BYTES=64MiB")
-	addr := strings.TrimPrefix(srv.baseURL, "http://")
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.(*net.TCPConn).SetReadBuffer(64 << 10)
-	fmt.Fprintf(conn, "GET /comet/sub/stalled HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", addr)
-	head := make([]byte, 12)
-	if _, err := io.ReadFull(conn, head); err != nil || string(head[9:12]) != "200" {
-		t.Fatalf("subscribe: %q %v", head, err)
-	}
+	openUnreadSSE(t, srv, "stalled", 64<<10)
 	// 8 MiB: more than the socket buffers of a reader that stopped take
 	// (up to tcp_wmem's 4 MiB on the server's side), so some waits in
 	// the server, well under queue_bytes.
@@ -193,4 +171,23 @@ func subscribers(t *testing.T, base, channel string) int {
 		t.Fatalf("channel info: %d %s: %v", r.status, r.body, err)
 	}
 	return info.Subscribers
+}
+
+// openUnreadSSE subscribes over a raw socket with a small receive buffer
+// and reads nothing after the status line: a client that stopped reading.
+// The socket is closed when the test ends.
+func openUnreadSSE(t *testing.T, srv *caddyServer, channel string, readBuffer int) {
+	t.Helper()
+	addr := strings.TrimPrefix(srv.baseURL, "http://")
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.(*net.TCPConn).SetReadBuffer(readBuffer)
+	fmt.Fprintf(conn, "GET /comet/sub/%s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", channel, addr)
+	head := make([]byte, 12)
+	if _, err := io.ReadFull(conn, head); err != nil || string(head[9:12]) != "200" {
+		t.Fatalf("subscribe: %q %v", head, err)
+	}
 }

@@ -298,9 +298,7 @@ func TestWebSocketSlowConsumerIsClosedWith1008(t *testing.T) {
 	// The client reads nothing while 12 MiB are published: socket buffers
 	// fill, then the queue (8), and the server cuts the subscriber.
 	// Random text: permessage-deflate must not shrink it away.
-	random := make([]byte, 45*1024)
-	crand.Read(random)
-	payload := base64.StdEncoding.EncodeToString(random)
+	payload := randomText(45 << 10)
 	for i := 0; i < 200; i++ {
 		publishText(t, srv.baseURL, "flood", payload)
 	}
@@ -328,9 +326,7 @@ func TestWebSocketStalledReaderIsCutAfterWriteTimeout(t *testing.T) {
 	c.expect("comet.subscribed:stuck")
 	// 200 × 48 KiB: more than the socket buffers take (128 KiB here, up
 	// to tcp_wmem's 4 MiB on the server's side), so the writer blocks.
-	random := make([]byte, 36*1024)
-	crand.Read(random)
-	payload := base64.StdEncoding.EncodeToString(random)
+	payload := randomText(36 << 10)
 	for range 200 {
 		publishText(t, srv.baseURL, "stuck", payload)
 	}
@@ -388,4 +384,12 @@ func smallReadBufferClient() *http.Client {
 			return conn, err
 		},
 	}}
+}
+
+// randomText is n random bytes in base64: text that compression cannot
+// shrink.
+func randomText(n int) string {
+	random := make([]byte, n)
+	crand.Read(random)
+	return base64.StdEncoding.EncodeToString(random)
 }
