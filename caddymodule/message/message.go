@@ -68,6 +68,10 @@ func (d *Draft) NormalizePayload() error {
 		return errors.New("content type is not a valid media type")
 	}
 	if IsJSONType(d.Type) {
+		// json.Compact copies the bytes of strings through unchecked.
+		if !utf8.Valid(d.Data) {
+			return errors.New("data is not valid UTF-8 (RFC 8259 §8.1)")
+		}
 		var compact bytes.Buffer
 		if err := json.Compact(&compact, d.Data); err != nil {
 			return fmt.Errorf("data is not valid JSON although its type is %s: %w", d.Type, err)

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"mime"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/cometbox/cometbox/caddymodule/message"
 )
@@ -137,17 +136,13 @@ func (b *builder) add(index int, d message.Draft) error {
 // single publish takes its type from a Content-Type header, which net/http
 // has already parsed as a header; a batch takes it from the body, where it
 // could hold anything, so it is checked to be a media type without control
-// characters before it is echoed to subscribers. JSON data is checked to be
-// UTF-8 because json.Compact copies string bytes through unchecked.
+// characters before it is echoed to subscribers.
 func normalize(d *message.Draft) error {
 	if err := d.Normalize(); err != nil {
 		return err
 	}
 	if !validMediaType(d.Type) {
 		return fmt.Errorf("type %q is not a valid media type", d.Type)
-	}
-	if message.IsJSONType(d.Type) && !utf8.Valid(d.Data) {
-		return errors.New("data is not valid UTF-8 (RFC 8259 §8.1)")
 	}
 	return nil
 }
