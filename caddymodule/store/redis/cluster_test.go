@@ -85,15 +85,8 @@ func TestTwoStoresDeliverEveryMessageOnceInIDOrder(t *testing.T) {
 	// id order, so once it arrived everything before it has too.
 	last := appendOK(t, a, "", draft("end", "end"))[0]
 	appended[last.ID] = last
-	for _, n := range []struct {
-		name string
-		got  *collector
-	}{{"node a", gotA}, {"node b", gotB}} {
-		got := n.got.waitFor(t, n.name+" to deliver the last message", func(got []*message.Message) bool {
-			return len(got) > 0 && got[len(got)-1].ID == last.ID
-		})
-		checkFeed(t, n.name, got, appended)
-	}
+	checkFeed(t, "node a", gotA.waitForLast(t, "node a", last), appended)
+	checkFeed(t, "node b", gotB.waitForLast(t, "node b", last), appended)
 }
 
 func TestCursorAndIdempotencyKeyWorkAcrossNodes(t *testing.T) {
@@ -119,9 +112,7 @@ func TestCursorAndIdempotencyKeyWorkAcrossNodes(t *testing.T) {
 	// The feed is in id order: once a later message arrived, a duplicate
 	// of the keyed one would have too.
 	end := appendOK(t, a, "", draft("c", "end"))[0]
-	got = gotB.waitFor(t, "node b to deliver the last message", func(got []*message.Message) bool {
-		return len(got) > 0 && got[len(got)-1].ID == end.ID
-	})
+	got = gotB.waitForLast(t, "node b", end)
 	if texts(got) != "c:1 c:2 c:3 c:once c:end" {
 		t.Fatalf("node b delivered %q", texts(got))
 	}

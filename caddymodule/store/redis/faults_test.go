@@ -139,15 +139,8 @@ func TestRedisOutageRefusesAppendsAndLosesNothing(t *testing.T) {
 
 			last := appendOK(t, a, "", draft("o", "end"))[0]
 			appended[last.ID] = last
-			for _, n := range []struct {
-				name string
-				got  *collector
-			}{{"node a", gotA}, {"node b", gotB}} {
-				got := n.got.waitFor(t, n.name+" to deliver the last message", func(got []*message.Message) bool {
-					return len(got) > 0 && got[len(got)-1].ID == last.ID
-				})
-				checkFeed(t, n.name, got, appended)
-			}
+			checkFeed(t, "node a", gotA.waitForLast(t, "node a", last), appended)
+			checkFeed(t, "node b", gotB.waitForLast(t, "node b", last), appended)
 			for _, n := range []struct {
 				name string
 				rec  *logRecorder

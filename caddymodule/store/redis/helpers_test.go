@@ -129,6 +129,15 @@ func (c *collector) waitFor(t testing.TB, what string, cond func([]*message.Mess
 	}
 }
 
+// waitForLast waits until node has delivered last: the feed is in id
+// order, so everything appended before it has arrived too.
+func (c *collector) waitForLast(t testing.TB, node string, last *message.Message) []*message.Message {
+	t.Helper()
+	return c.waitFor(t, node+" to deliver the last message", func(got []*message.Message) bool {
+		return len(got) > 0 && got[len(got)-1].ID == last.ID
+	})
+}
+
 // waitMessages waits for n messages (notices not counted).
 func (c *collector) waitMessages(t testing.TB, n int) []*message.Message {
 	t.Helper()
