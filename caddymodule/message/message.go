@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/cometbox/cometbox/caddymodule/internal/wsframe"
 )
 
 // NoticePrefix starts the event name of every notice the hub sends itself.
@@ -117,6 +119,10 @@ type Message struct {
 	frame     []byte
 	lineStart int
 	lineEnd   int
+	// wsHeader heads a WebSocket text frame whose payload is the envelope:
+	// written before it, the two make the frame without a copy.
+	wsHeader    [wsframe.MaxHeaderLen]byte
+	wsHeaderLen uint8
 }
 
 // New makes the stored form of a normalized draft and encodes it.
@@ -161,6 +167,10 @@ func (m *Message) Line() []byte { return m.frame[m.lineStart:m.lineEnd] }
 // only), `event:` (when set), the envelope as `data:`, and the blank line
 // that ends the event.
 func (m *Message) SSE() []byte { return m.frame }
+
+// WebSocketHeader is the header of the WebSocket text frame (RFC 6455
+// §5.2) that carries Envelope: a server's frame, final and unmasked.
+func (m *Message) WebSocketHeader() []byte { return m.wsHeader[:m.wsHeaderLen] }
 
 // Size is roughly what m holds in memory, in bytes.
 func (m *Message) Size() int { return cap(m.frame) + len(m.Data) }
@@ -218,6 +228,7 @@ func (m *Message) encode() {
 	b = append(b, "}\n"...)
 	m.lineEnd = len(b)
 	m.frame = append(b, '\n')
+	m.wsHeaderLen = uint8(len(wsframe.AppendHeader(m.wsHeader[:0], wsframe.OpText, m.lineEnd-1-m.lineStart)))
 }
 
 const hexDigits = "0123456789abcdef"

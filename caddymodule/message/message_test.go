@@ -86,6 +86,13 @@ func TestEnvelopeIsOneLineAndTheSameEverywhere(t *testing.T) {
 		if !strings.HasPrefix(sse, "id: k3f9-7\n") || !strings.HasSuffix(sse, string(m.Envelope())+"\n\n") || strings.Count(sse, "\n\n") != 1 {
 			t.Errorf("SSE event: %q", sse)
 		}
+		if ws := m.WebSocketHeader(); len(ws) != 2 || ws[0] != 0x81 || int(ws[1]) != len(m.Envelope()) {
+			t.Errorf("WebSocket header %x for a %d-byte envelope", ws, len(m.Envelope()))
+		}
+	}
+	big := New(Cursor{"k3f9", 8}, Draft{Channel: "big", Type: "text/plain", Data: bytes.Repeat([]byte("b"), 70000)}, at)
+	if ws := big.WebSocketHeader(); len(ws) != 10 || ws[1] != 127 {
+		t.Errorf("WebSocket header %x for a %d-byte envelope", ws, len(big.Envelope()))
 	}
 	notice := NewNotice("chat", Reset, nil, at)
 	if string(notice.Envelope()) != `{"channel":"chat","event":"comet.reset","time":1732150000123}` || string(notice.SSE()) != "event: comet.reset\ndata: "+string(notice.Line())+"\n" {
