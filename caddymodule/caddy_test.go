@@ -319,7 +319,7 @@ func readAll(resp *http.Response) (string, error) {
 
 // eachDeliveryPath runs a test against HTTP/1.1 subscribers held by the
 // direct path (hijacked sockets, shared writers) and by the handler path
-// (a request goroutine each), since both serve SSE and NDJSON.
+// (a request goroutine each), since both serve SSE, NDJSON and WebSocket.
 func eachDeliveryPath(t *testing.T, test func(t *testing.T, direct string)) {
 	for _, path := range []string{"on", "off"} {
 		t.Run("direct_delivery="+path, func(t *testing.T) { test(t, path) })

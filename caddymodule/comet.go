@@ -156,11 +156,13 @@ type Handler struct {
 	// client address; more are refused with 429. Default: 1000.
 	MaxConnectionsPerIP int `json:"max_connections_per_ip,omitempty"`
 
-	// DirectDelivery takes HTTP/1.1 SSE and NDJSON subscribers on plain
-	// sockets off their request goroutines: the connection is hijacked and
-	// a few writer goroutines send every message's shared bytes to all of
-	// them, so an idle subscriber costs about a kilobyte instead of a
-	// goroutine. HTTP/2, HTTP/3 and TLS subscribers stay on the handler
+	// DirectDelivery takes HTTP/1.1 SSE, NDJSON and WebSocket subscribers
+	// on plain sockets off their request goroutines: the connection is
+	// hijacked and a few writer goroutines send every message's shared
+	// bytes to all of them, so an idle subscriber costs a few kilobytes at
+	// most instead of goroutines (a WebSocket's frames are read by a
+	// goroutine that lives while they arrive). No WebSocket extension is
+	// agreed there. HTTP/2, HTTP/3 and TLS subscribers stay on the handler
 	// path. Default: true (on Linux).
 	DirectDelivery *bool `json:"direct_delivery,omitempty"`
 

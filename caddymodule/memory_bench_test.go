@@ -21,17 +21,30 @@ func BenchmarkIdleSSEMemory(b *testing.B) {
 	for _, path := range []string{"direct", "handler"} {
 		b.Run("path="+path, func(b *testing.B) {
 			direct := map[string]string{"direct": "on", "handler": "off"}[path]
-			idleSSEMemory(b, "DIRECT="+direct)
+			srv := startCaddy(b, "core.Caddyfile", "DIRECT="+direct, "UPSTREAM_PORT=1", "MAX_CONNS_PER_IP=20000")
+			idleMemory(b, srv, openIdleSSE)
 		})
 	}
 }
 
-func idleSSEMemory(b *testing.B, env ...string) {
+// BenchmarkIdleWebSocketMemory is the same for WebSocket subscribers.
+func BenchmarkIdleWebSocketMemory(b *testing.B) {
+	for _, path := range []string{"direct", "handler"} {
+		b.Run("path="+path, func(b *testing.B) {
+			direct := map[string]string{"direct": "on", "handler": "off"}[path]
+			srv := startCaddy(b, "ws.Caddyfile", "DIRECT="+direct, "BACKEND_PORT=1", "MAX_CONNS_PER_IP=20000")
+			idleMemory(b, srv, openIdleWebSocket)
+		})
+	}
+}
+
+// idleMemory holds 10,000 subscribers opened by open and reports what
+// each costs the server.
+func idleMemory(b *testing.B, srv *caddyServer, open func(b testing.TB, addr, channel string) net.Conn) {
 	const subscribers = 10_000
-	srv := startCaddy(b, "core.Caddyfile", append(env, "UPSTREAM_PORT=1", "MAX_CONNS_PER_IP=20000")...)
 	addr := strings.TrimPrefix(srv.baseURL, "http://")
 	// One subscriber first, so that lazily built state is not counted.
-	warm := openIdleSSE(b, addr, "idle.warm")
+	warm := open(b, addr, "idle.warm")
 	defer warm.Close()
 	serverGC(b, srv)
 	before := settledRSS(b, srv.pid())
@@ -43,7 +56,7 @@ func idleSSEMemory(b *testing.B, env ...string) {
 		}
 	}()
 	for i := range subscribers {
-		conns = append(conns, openIdleSSE(b, addr, fmt.Sprintf("idle.%d", i%100)))
+		conns = append(conns, open(b, addr, fmt.Sprintf("idle.%d", i%100)))
 	}
 	// Collect the garbage the 10,000 requests left behind (request objects,
 	// the buffers a hijack drops), as a long-running server would have,
@@ -86,7 +99,7 @@ func settledRSS(b *testing.B, pid int) int64 {
 
 // openIdleSSE opens one SSE subscription on a raw connection and returns
 // once its headers and first comment arrived: the subscriber is registered.
-func openIdleSSE(b *testing.B, addr, channel string) net.Conn {
+func openIdleSSE(b testing.TB, addr, channel string) net.Conn {
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		b.Fatalf("dial: %v", err)
@@ -103,6 +116,31 @@ func openIdleSSE(b *testing.B, addr, channel string) net.Conn {
 			return conn
 		}
 	}
+}
+
+// openIdleWebSocket opens one WebSocket on a raw connection and returns
+// once its comet.subscribed notice arrived.
+func openIdleWebSocket(b testing.TB, addr, channel string) net.Conn {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Fatalf("dial: %v", err)
+	}
+	fmt.Fprintf(conn, "GET /comet/sub/%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", channel, addr)
+	r := bufio.NewReaderSize(conn, 512)
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		b.Fatalf("handshake: %v %v", resp, err)
+	}
+	var head [2]byte
+	if _, err := io.ReadFull(r, head[:]); err != nil || head[1] > 125 {
+		b.Fatalf("first frame: %x %v", head, err)
+	}
+	if _, err := io.ReadFull(r, make([]byte, head[1])); err != nil {
+		b.Fatalf("first frame: %v", err)
+	}
+	return conn
 }
 
 func rssKiB(b *testing.B, pid int) int64 { return rssKiBOf(b, pid) }

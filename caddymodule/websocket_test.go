@@ -115,7 +115,7 @@ func (c *wsClient) closeStatus() websocket.StatusCode {
 	}
 }
 
-func startWSCaddy(t *testing.T, backend http.Handler, extraEnv ...string) *caddyServer {
+func startWSCaddy(t *testing.T, direct string, backend http.Handler, extraEnv ...string) *caddyServer {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -127,188 +127,198 @@ func startWSCaddy(t *testing.T, backend http.Handler, extraEnv ...string) *caddy
 	srv := &http.Server{Handler: backend}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
-	return startCaddy(t, "ws.Caddyfile", append(extraEnv, fmt.Sprintf("BACKEND_PORT=%d", l.Addr().(*net.TCPAddr).Port))...)
+	return startCaddy(t, "ws.Caddyfile", append(extraEnv, "DIRECT="+direct, fmt.Sprintf("BACKEND_PORT=%d", l.Addr().(*net.TCPAddr).Port))...)
 }
 
 func TestWebSocketReceivesHistoryLiveAndRuntimeSubscriptions(t *testing.T) {
-	srv := startWSCaddy(t, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	publishText(t, srv.baseURL, "a", "a1")
-	b1 := publishText(t, srv.baseURL, "b", "b1")
+	eachDeliveryPath(t, func(t *testing.T, direct string) {
+		srv := startWSCaddy(t, direct, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		publishText(t, srv.baseURL, "a", "a1")
+		b1 := publishText(t, srv.baseURL, "b", "b1")
 
-	c := mustDialWS(t, ctx, srv.baseURL+"/comet/sub/a?last_id=earliest")
-	c.expect("comet.subscribed:a", "a=a1")
-	publishText(t, srv.baseURL, "a", "a2")
-	c.expect("a=a2")
+		c := mustDialWS(t, ctx, srv.baseURL+"/comet/sub/a?last_id=earliest")
+		c.expect("comet.subscribed:a", "a=a1")
+		publishText(t, srv.baseURL, "a", "a2")
+		c.expect("a=a2")
 
-	// Subscribe at runtime, with a cursor: history after it, then live.
-	c.send(`{"op":"subscribe","channel":"b","last_id":"earliest","ref":"s1"}`)
-	got := c.expect("comet.subscribed:b", "b=b1")
-	if got[1].ID != b1 {
-		t.Fatalf("replayed %s, want %s", got[1].ID, b1)
-	}
-	publishText(t, srv.baseURL, "b", "b2")
-	c.expect("b=b2")
+		// Subscribe at runtime, with a cursor: history after it, then live.
+		c.send(`{"op":"subscribe","channel":"b","last_id":"earliest","ref":"s1"}`)
+		got := c.expect("comet.subscribed:b", "b=b1")
+		if got[1].ID != b1 {
+			t.Fatalf("replayed %s, want %s", got[1].ID, b1)
+		}
+		publishText(t, srv.baseURL, "b", "b2")
+		c.expect("b=b2")
 
-	// Unsubscribe: a is no longer delivered, b still is.
-	c.send(`{"op":"unsubscribe","channel":"a"}`)
-	c.expect("comet.unsubscribed:a")
-	publishText(t, srv.baseURL, "a", "a3")
-	last := publishText(t, srv.baseURL, "b", "b3")
-	c.expect("b=b3")
+		// Unsubscribe: a is no longer delivered, b still is.
+		c.send(`{"op":"unsubscribe","channel":"a"}`)
+		c.expect("comet.unsubscribed:a")
+		publishText(t, srv.baseURL, "a", "a3")
+		last := publishText(t, srv.baseURL, "b", "b3")
+		c.expect("b=b3")
 
-	c.send(`{"op":"ack","last_id":"` + last + `"}`)
-	c.send(`{"op":"subscribe","channel":"b"}`) // already held: only confirmed
-	c.expect("comet.subscribed:b")
+		c.send(`{"op":"ack","last_id":"` + last + `"}`)
+		c.send(`{"op":"subscribe","channel":"b"}`) // already held: only confirmed
+		c.expect("comet.subscribed:b")
+	})
 }
 
 func TestWebSocketClientMessagesReachTheBackend(t *testing.T) {
-	type seen struct{ cookie, origin, connID, channels, body string }
-	arrived := make(chan seen, 4)
-	backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		arrived <- seen{r.Header.Get("Cookie"), r.Header.Get("Origin"), r.Header.Get("Comet-Connection-Id"), r.Header.Get("Comet-Channels"), string(body)}
-		if strings.Contains(string(body), "fail") {
-			http.Error(w, "no", http.StatusUnprocessableEntity)
-			return
+	eachDeliveryPath(t, func(t *testing.T, direct string) {
+		type seen struct{ cookie, origin, connID, channels, body string }
+		arrived := make(chan seen, 4)
+		backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			arrived <- seen{r.Header.Get("Cookie"), r.Header.Get("Origin"), r.Header.Get("Comet-Connection-Id"), r.Header.Get("Comet-Channels"), string(body)}
+			if strings.Contains(string(body), "fail") {
+				http.Error(w, "no", http.StatusUnprocessableEntity)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"saved":true,"echo":%s}`, body)
+		})
+		srv := startWSCaddy(t, direct, backend)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+
+		header := http.Header{"Cookie": {"PHPSESSID=s3ss10n"}, "Origin": {srv.baseURL}}
+		c, _, err := dialWS(t, ctx, srv.baseURL+"/comet/sub/room,user.7", header)
+		if err != nil {
+			t.Fatal(err)
 		}
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"saved":true,"echo":%s}`, body)
+		c.expect("comet.subscribed:room", "comet.subscribed:user.7")
+
+		c.send(`{"op":"message","ref":"m1","data":{"text":"hi"}}`)
+		got := <-arrived
+		if got.cookie != "PHPSESSID=s3ss10n" || got.origin != srv.baseURL || len(got.connID) < 16 || got.channels != "room,user.7" && got.channels != "user.7,room" || got.body != `{"text":"hi"}` {
+			t.Fatalf("backend saw %+v", got)
+		}
+		reply := c.expect("comet.reply:")[0]
+		if reply.Ref != "m1" || string(reply.Data) != `{"saved":true,"echo":{"text":"hi"}}` {
+			t.Fatalf("reply: %+v", reply)
+		}
+
+		c.send(`{"op":"message","ref":"m2","data":"fail please"}`)
+		<-arrived
+		refusal := c.expect("comet.error:")[0]
+		if refusal.Ref != "m2" || !strings.Contains(string(refusal.Data), `"status":422`) {
+			t.Fatalf("backend refusal: %+v %s", refusal, refusal.Data)
+		}
+		// Delivery goes on while and after the backend answers.
+		publishText(t, srv.baseURL, "room", "still live")
+		c.expect("room=still live")
 	})
-	srv := startWSCaddy(t, backend)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-
-	header := http.Header{"Cookie": {"PHPSESSID=s3ss10n"}, "Origin": {srv.baseURL}}
-	c, _, err := dialWS(t, ctx, srv.baseURL+"/comet/sub/room,user.7", header)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.expect("comet.subscribed:room", "comet.subscribed:user.7")
-
-	c.send(`{"op":"message","ref":"m1","data":{"text":"hi"}}`)
-	got := <-arrived
-	if got.cookie != "PHPSESSID=s3ss10n" || got.origin != srv.baseURL || len(got.connID) < 16 || got.channels != "room,user.7" && got.channels != "user.7,room" || got.body != `{"text":"hi"}` {
-		t.Fatalf("backend saw %+v", got)
-	}
-	reply := c.expect("comet.reply:")[0]
-	if reply.Ref != "m1" || string(reply.Data) != `{"saved":true,"echo":{"text":"hi"}}` {
-		t.Fatalf("reply: %+v", reply)
-	}
-
-	c.send(`{"op":"message","ref":"m2","data":"fail please"}`)
-	<-arrived
-	refusal := c.expect("comet.error:")[0]
-	if refusal.Ref != "m2" || !strings.Contains(string(refusal.Data), `"status":422`) {
-		t.Fatalf("backend refusal: %+v %s", refusal, refusal.Data)
-	}
-	// Delivery goes on while and after the backend answers.
-	publishText(t, srv.baseURL, "room", "still live")
-	c.expect("room=still live")
 }
 
 func TestWebSocketBadFramesGetClearAnswers(t *testing.T) {
-	srv := startWSCaddy(t, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	eachDeliveryPath(t, func(t *testing.T, direct string) {
+		srv := startWSCaddy(t, direct, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
 
-	c := mustDialWS(t, ctx, srv.baseURL+"/comet/sub/ok")
-	c.expect("comet.subscribed:ok")
-	cases := []struct{ frame, status string }{
-		{`{"op":`, `"status":400`},
-		{`{"op":"dance"}`, `"status":400`},
-		{`{"op":"subscribe","channel":"../etc"}`, `"status":400`},
-		{`{"op":"subscribe","channel":"x","last_id":"bogus"}`, `"status":400`},
-		{`{"op":"ack","last_id":"nope"}`, `"status":400`},
-		{`{"op":"unsubscribe","channel":"never"}`, `"status":404`},
-	}
-	for _, tc := range cases {
-		c.send(tc.frame)
-		e := c.expect("comet.error:")[0]
-		if !strings.Contains(string(e.Data), tc.status) || !strings.Contains(string(e.Data), `"reason"`) {
-			t.Errorf("%s: got %s, want %s with a reason", tc.frame, e.Data, tc.status)
+		c := mustDialWS(t, ctx, srv.baseURL+"/comet/sub/ok")
+		c.expect("comet.subscribed:ok")
+		cases := []struct{ frame, status string }{
+			{`{"op":`, `"status":400`},
+			{`{"op":"dance"}`, `"status":400`},
+			{`{"op":"subscribe","channel":"../etc"}`, `"status":400`},
+			{`{"op":"subscribe","channel":"x","last_id":"bogus"}`, `"status":400`},
+			{`{"op":"ack","last_id":"nope"}`, `"status":400`},
+			{`{"op":"unsubscribe","channel":"never"}`, `"status":404`},
 		}
-	}
-	// The subscription survived every refusal.
-	publishText(t, srv.baseURL, "ok", "fine")
-	c.expect("ok=fine")
+		for _, tc := range cases {
+			c.send(tc.frame)
+			e := c.expect("comet.error:")[0]
+			if !strings.Contains(string(e.Data), tc.status) || !strings.Contains(string(e.Data), `"reason"`) {
+				t.Errorf("%s: got %s, want %s with a reason", tc.frame, e.Data, tc.status)
+			}
+		}
+		// The subscription survived every refusal.
+		publishText(t, srv.baseURL, "ok", "fine")
+		c.expect("ok=fine")
 
-	// A frame over max_body_size closes with 1009, a binary frame with 1003.
-	big := mustDialWS(t, ctx, srv.baseURL+"/comet/sub/ok")
-	big.send(`{"op":"message","data":"` + strings.Repeat("x", 65*1024) + `"}`)
-	if code := big.closeStatus(); code != websocket.StatusMessageTooBig {
-		t.Errorf("oversize frame: close %d, want 1009", code)
-	}
-	bin := mustDialWS(t, ctx, srv.baseURL+"/comet/sub/ok")
-	bin.conn.Write(ctx, websocket.MessageBinary, []byte{1, 2, 3})
-	if code := bin.closeStatus(); code != websocket.StatusUnsupportedData {
-		t.Errorf("binary frame: close %d, want 1003", code)
-	}
-	// A client message with no backend answering 404 becomes a comet.error.
-	c.send(`{"op":"message","ref":"r","data":1}`)
-	if e := c.expect("comet.error:")[0]; !strings.Contains(string(e.Data), `"status":404`) || e.Ref != "r" {
-		t.Errorf("backend 404: %+v %s", e, e.Data)
-	}
+		// A frame over max_body_size closes with 1009, a binary frame with 1003.
+		big := mustDialWS(t, ctx, srv.baseURL+"/comet/sub/ok")
+		big.send(`{"op":"message","data":"` + strings.Repeat("x", 65*1024) + `"}`)
+		if code := big.closeStatus(); code != websocket.StatusMessageTooBig {
+			t.Errorf("oversize frame: close %d, want 1009", code)
+		}
+		bin := mustDialWS(t, ctx, srv.baseURL+"/comet/sub/ok")
+		bin.conn.Write(ctx, websocket.MessageBinary, []byte{1, 2, 3})
+		if code := bin.closeStatus(); code != websocket.StatusUnsupportedData {
+			t.Errorf("binary frame: close %d, want 1003", code)
+		}
+		// A client message with no backend answering 404 becomes a comet.error.
+		c.send(`{"op":"message","ref":"r","data":1}`)
+		if e := c.expect("comet.error:")[0]; !strings.Contains(string(e.Data), `"status":404`) || e.Ref != "r" {
+			t.Errorf("backend 404: %+v %s", e, e.Data)
+		}
+	})
 }
 
 func TestWebSocketRefusesCrossOriginUpgrades(t *testing.T) {
-	srv := startWSCaddy(t, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cases := []struct {
-		origin string
-		ok     bool
-	}{
-		{"", true},                          // not a browser
-		{srv.baseURL, true},                 // same origin
-		{"https://app.example.com", true},   // allowed_origins
-		{"https://evil.example.com", false}, // another site
-		{"https://app.example.com.evil", false},
-	}
-	for _, tc := range cases {
-		header := http.Header{}
-		if tc.origin != "" {
-			header.Set("Origin", tc.origin)
+	eachDeliveryPath(t, func(t *testing.T, direct string) {
+		srv := startWSCaddy(t, direct, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		cases := []struct {
+			origin string
+			ok     bool
+		}{
+			{"", true},                          // not a browser
+			{srv.baseURL, true},                 // same origin
+			{"https://app.example.com", true},   // allowed_origins
+			{"https://evil.example.com", false}, // another site
+			{"https://app.example.com.evil", false},
 		}
-		c, resp, err := dialWS(t, ctx, srv.baseURL+"/comet/sub/x", header)
-		if tc.ok {
-			if err != nil {
-				t.Errorf("origin %q: refused: %v", tc.origin, err)
+		for _, tc := range cases {
+			header := http.Header{}
+			if tc.origin != "" {
+				header.Set("Origin", tc.origin)
+			}
+			c, resp, err := dialWS(t, ctx, srv.baseURL+"/comet/sub/x", header)
+			if tc.ok {
+				if err != nil {
+					t.Errorf("origin %q: refused: %v", tc.origin, err)
+					continue
+				}
+				c.conn.CloseNow()
 				continue
 			}
-			c.conn.CloseNow()
-			continue
+			if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+				t.Errorf("origin %q: want 403, got %v %v", tc.origin, resp, err)
+			}
 		}
-		if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
-			t.Errorf("origin %q: want 403, got %v %v", tc.origin, resp, err)
-		}
-	}
+	})
 }
 
 func TestWebSocketSlowConsumerIsClosedWith1008(t *testing.T) {
-	srv := startWSCaddy(t, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, _, err := dialWSWith(t, ctx, srv.baseURL+"/comet/sub/flood", nil, smallReadBufferClient())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.expect("comet.subscribed:flood")
-	// The client reads nothing while 12 MiB are published: socket buffers
-	// fill, then the queue (8), and the server cuts the subscriber.
-	// Random text: permessage-deflate must not shrink it away.
-	payload := randomText(45 << 10)
-	for i := 0; i < 200; i++ {
-		publishText(t, srv.baseURL, "flood", payload)
-	}
-	if code := c.closeStatus(); code != websocket.StatusPolicyViolation {
-		t.Fatalf("slow consumer: close %d, want 1008", code)
-	}
-	info := do(t, "GET", srv.baseURL+"/comet/pub/flood", nil)
-	if !strings.Contains(info.body, `"subscribers":0`) {
-		t.Fatalf("the cut subscriber is still counted: %s", info.body)
-	}
+	eachDeliveryPath(t, func(t *testing.T, direct string) {
+		srv := startWSCaddy(t, direct, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, _, err := dialWSWith(t, ctx, srv.baseURL+"/comet/sub/flood", nil, smallReadBufferClient())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.expect("comet.subscribed:flood")
+		// The client reads nothing while 12 MiB are published: socket buffers
+		// fill, then the queue (8), and the server cuts the subscriber.
+		// Random text: permessage-deflate must not shrink it away.
+		payload := randomText(45 << 10)
+		for i := 0; i < 200; i++ {
+			publishText(t, srv.baseURL, "flood", payload)
+		}
+		if code := c.closeStatus(); code != websocket.StatusPolicyViolation {
+			t.Fatalf("slow consumer: close %d, want 1008", code)
+		}
+		info := do(t, "GET", srv.baseURL+"/comet/pub/flood", nil)
+		if !strings.Contains(info.body, `"subscribers":0`) {
+			t.Fatalf("the cut subscriber is still counted: %s", info.body)
+		}
+	})
 }
 
 // TestWebSocketStalledReaderIsCutAfterWriteTimeout holds a WebSocket whose
@@ -316,59 +326,63 @@ func TestWebSocketSlowConsumerIsClosedWith1008(t *testing.T) {
 // timeout can free the socket and the subscription once the writer blocks
 // (queue_size and queue_bytes are raised out of reach).
 func TestWebSocketStalledReaderIsCutAfterWriteTimeout(t *testing.T) {
-	srv := startWSCaddy(t, nil, "QUEUE_SIZE=10000", "QUEUE_BYTES=64MiB", "WRITE_TIMEOUT=300ms")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, _, err := dialWSWith(t, ctx, srv.baseURL+"/comet/sub/stuck", nil, smallReadBufferClient())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.expect("comet.subscribed:stuck")
-	// 200 × 48 KiB: more than the socket buffers take (128 KiB here, up
-	// to tcp_wmem's 4 MiB on the server's side), so the writer blocks.
-	payload := randomText(36 << 10)
-	for range 200 {
-		publishText(t, srv.baseURL, "stuck", payload)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for subscribers(t, srv.baseURL, "stuck") > 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the stalled WebSocket is still held 10 s after its last message")
+	eachDeliveryPath(t, func(t *testing.T, direct string) {
+		srv := startWSCaddy(t, direct, nil, "QUEUE_SIZE=10000", "QUEUE_BYTES=64MiB", "WRITE_TIMEOUT=300ms")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, _, err := dialWSWith(t, ctx, srv.baseURL+"/comet/sub/stuck", nil, smallReadBufferClient())
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(50 * time.Millisecond) // polling an outcome, not waiting for one
-	}
+		c.expect("comet.subscribed:stuck")
+		// 200 × 48 KiB: more than the socket buffers take (128 KiB here, up
+		// to tcp_wmem's 4 MiB on the server's side), so the writer blocks.
+		payload := randomText(36 << 10)
+		for range 200 {
+			publishText(t, srv.baseURL, "stuck", payload)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for subscribers(t, srv.baseURL, "stuck") > 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("the stalled WebSocket is still held 10 s after its last message")
+			}
+			time.Sleep(50 * time.Millisecond) // polling an outcome, not waiting for one
+		}
+	})
 }
 
 func TestWebSocketReloadClosesWith1001AndResumeLosesNothing(t *testing.T) {
-	srv := startWSCaddy(t, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c := mustDialWS(t, ctx, srv.baseURL+"/comet/sub/r")
-	c.expect("comet.subscribed:r")
-	var last string
-	for i := range 5 {
-		last = publishText(t, srv.baseURL, "r", fmt.Sprint(i))
-		c.expect(fmt.Sprintf("r=%d", i))
-	}
-	srv.reload()
-	if code := c.closeStatus(); code != websocket.StatusGoingAway {
-		t.Fatalf("reload: close %d, want 1001", code)
-	}
-	// Published while the client was away.
-	for i := 5; i < 8; i++ {
-		publishText(t, srv.baseURL, "r", fmt.Sprint(i))
-	}
-	var again *wsClient
-	for attempt := 0; again == nil; attempt++ {
-		var err error
-		if again, _, err = dialWS(t, ctx, srv.baseURL+"/comet/sub/r?last_id="+last, nil); err != nil && attempt > 5 {
-			t.Fatal(err)
+	eachDeliveryPath(t, func(t *testing.T, direct string) {
+		srv := startWSCaddy(t, direct, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c := mustDialWS(t, ctx, srv.baseURL+"/comet/sub/r")
+		c.expect("comet.subscribed:r")
+		var last string
+		for i := range 5 {
+			last = publishText(t, srv.baseURL, "r", fmt.Sprint(i))
+			c.expect(fmt.Sprintf("r=%d", i))
 		}
-	}
-	again.expect("comet.subscribed:r", "r=5", "r=6", "r=7")
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		t.Fatal("timed out")
-	}
+		srv.reload()
+		if code := c.closeStatus(); code != websocket.StatusGoingAway {
+			t.Fatalf("reload: close %d, want 1001", code)
+		}
+		// Published while the client was away.
+		for i := 5; i < 8; i++ {
+			publishText(t, srv.baseURL, "r", fmt.Sprint(i))
+		}
+		var again *wsClient
+		for attempt := 0; again == nil; attempt++ {
+			var err error
+			if again, _, err = dialWS(t, ctx, srv.baseURL+"/comet/sub/r?last_id="+last, nil); err != nil && attempt > 5 {
+				t.Fatal(err)
+			}
+		}
+		again.expect("comet.subscribed:r", "r=5", "r=6", "r=7")
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			t.Fatal("timed out")
+		}
+	})
 }
 
 // smallReadBufferClient dials with a small receive buffer, so that a client
@@ -392,4 +406,43 @@ func randomText(n int) string {
 	random := make([]byte, n)
 	crand.Read(random)
 	return base64.StdEncoding.EncodeToString(random)
+}
+
+// TestIdleDirectWebSocketsHoldNoGoroutine counts the server's goroutines
+// around 200 idle WebSockets: on the direct path they hold none, on the
+// handler path a writer and a reader each.
+func TestIdleDirectWebSocketsHoldNoGoroutine(t *testing.T) {
+	eachDeliveryPath(t, func(t *testing.T, direct string) {
+		srv := startWSCaddy(t, direct, nil)
+		addr := strings.TrimPrefix(srv.baseURL, "http://")
+		openIdleWebSocket(t, addr, "idle.warm").Close()
+		before := serverGoroutines(t, srv)
+		const sockets = 200
+		for i := range sockets {
+			defer openIdleWebSocket(t, addr, fmt.Sprintf("idle.%d", i%10)).Close()
+		}
+		added := serverGoroutines(t, srv) - before
+		switch {
+		case direct == "on" && added >= sockets/10:
+			t.Fatalf("%d idle direct WebSockets added %d goroutines", sockets, added)
+		case direct == "off" && added < 2*sockets:
+			t.Fatalf("the handler path added only %d goroutines for %d WebSockets: is it the direct path?", added, sockets)
+		}
+	})
+}
+
+// serverGoroutines reads how many goroutines the Caddy process runs, from
+// its admin endpoint's profile.
+func serverGoroutines(t *testing.T, srv *caddyServer) int {
+	t.Helper()
+	resp, err := http.Get("http://" + srv.admin + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var total int
+	if _, err := fmt.Fscanf(resp.Body, "goroutine profile: total %d", &total); err != nil {
+		t.Fatalf("goroutine profile: %v", err)
+	}
+	return total
 }

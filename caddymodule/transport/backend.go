@@ -73,10 +73,10 @@ func (f *Forwarder) post(c *wsConn, data json.RawMessage) (message.Draft, *backe
 		}
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Comet-Connection-Id", c.id)
+	req.Header.Set("Comet-Connection-Id", c.connectionID())
 	req.Header.Set("Comet-Channels", strings.Join(c.channels(), ","))
-	if ip := c.opts.ClientAddr; ip != nil {
-		req.Header.Set("X-Forwarded-For", ip(c.req))
+	if c.clientAddr != "" {
+		req.Header.Set("X-Forwarded-For", c.clientAddr)
 	}
 	resp, err := f.Client.Do(req)
 	if err != nil {

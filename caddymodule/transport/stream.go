@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"errors"
 	"net/http"
 	"strconv"
@@ -74,7 +75,7 @@ var ErrWrite = errors.New("write to subscriber")
 
 func serveStream(w http.ResponseWriter, r *http.Request, h *hub.Hub, req hub.SubscribeRequest, opts *Options, f framing) error {
 	if opts.Direct != nil {
-		if taken, err := opts.Direct.Serve(w, r, h, held(r, req, opts), opts.directStream(f)); taken {
+		if taken, err := opts.Direct.Serve(w, r, h, req, held(r, opts), opts.directStream(f)); taken {
 			return err
 		}
 	}
@@ -175,7 +176,7 @@ func (f framing) direct(opts *Options) *direct.Stream {
 		Heartbeat:      opts.Heartbeat,
 		WriteTimeout:   opts.WriteTimeout,
 		MaxBytes:       f.maxBytes,
-		Reconnect:      reconnectNotice,
+		Farewell:       f.farewell,
 	}
 	if f.extraHeader != nil {
 		h := http.Header{}
@@ -188,9 +189,19 @@ func (f framing) direct(opts *Options) *direct.Stream {
 	return s
 }
 
+// farewell is the comet.reconnect notice that ends a stream the server
+// ends; the hub's reasons were told by the hub already.
+func (f framing) farewell(reason error) []byte {
+	switch {
+	case errors.Is(reason, direct.ErrUnload), errors.Is(reason, direct.ErrExpired), errors.Is(reason, direct.ErrMaxBytes):
+		return bytes.Join(f.appendFrame(nil, reconnectNotice(reason.Error())), nil)
+	}
+	return nil
+}
+
 // held is what the direct path needs to know of a request.
-func held(r *http.Request, req hub.SubscribeRequest, opts *Options) direct.Held {
-	h := direct.Held{Request: req, Unload: opts.Unload, CloseDelay: opts.CloseDelay, TakeRelease: func() func() { return takeRelease(r) }}
+func held(r *http.Request, opts *Options) direct.Held {
+	h := direct.Held{Unload: opts.Unload, CloseDelay: opts.CloseDelay, TakeRelease: func() func() { return takeRelease(r) }}
 	if until, ok := grantUntil(r); ok {
 		h.Until = until
 	}

@@ -92,11 +92,12 @@ func reconnectNotice(reason string) *message.Message {
 	return message.NewNotice("", message.Reconnect, map[string]any{"reason": reason}, time.Now())
 }
 
-// Why a held connection ended, as told to the client in comet.reconnect.
-const (
-	reasonUnload   = "server reloading"
-	reasonMaxBytes = "stream_max_bytes reached"
-	reasonExpired  = "authorization expired"
+// Why a held connection ended, as told to the client in comet.reconnect
+// or a close frame: the same words on both delivery paths.
+var (
+	reasonUnload   = direct.ErrUnload.Error()
+	reasonMaxBytes = direct.ErrMaxBytes.Error()
+	reasonExpired  = direct.ErrExpired.Error()
 )
 
 // ErrGrantExpired is the cause of a request context whose subscribe token or

@@ -13,10 +13,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/cometbox/cometbox/caddymodule/hub"
+	"github.com/cometbox/cometbox/caddymodule/internal/wsframe"
 	"github.com/cometbox/cometbox/caddymodule/message"
+	"github.com/cometbox/cometbox/caddymodule/transport/direct"
 )
 
 // WebSocketOptions configure the WebSocket transport (SPEC §4).
@@ -43,189 +43,118 @@ var ErrOriginRefused = errors.New("websocket origin not allowed (allowed_origins
 
 // ServeWebSocket upgrades the request and holds the socket: one text frame
 // per envelope out, JSON control frames in (subscribe, unsubscribe, ack,
-// message).
+// message). An HTTP/1.1 socket goes to the direct pool when there is one;
+// others are served by a writer and a reader goroutine of their own.
 func ServeWebSocket(w http.ResponseWriter, r *http.Request, h *hub.Hub, req hub.SubscribeRequest, opts *Options) error {
 	if !OriginAllowed(r, opts.WebSocket.AllowedOrigins) {
 		return ErrOriginRefused
 	}
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
-		InsecureSkipVerify: true, // the origin was checked above, against our own list
-		// Without context takeover a connection keeps no 32 KiB window
-		// between messages; small envelopes stay uncompressed.
-		CompressionMode: websocket.CompressionNoContextTakeover,
-	})
-	if err != nil {
-		return nil // Accept has answered the client already
+	if opts.Direct != nil && serveDirectWebSocket(w, r, h, req, opts) {
+		return nil
 	}
-	conn.SetReadLimit(opts.WebSocket.MaxMessageSize)
-
-	// The connection outlives this request goroutine, whose stack grew
-	// through Caddy's handler chain: it is served by two fresh goroutines
-	// of its own, and the handler returns. Its context keeps the request's
-	// values (client address, grant) but not its end, which comes when the
-	// handler returns.
-	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
-	c := &wsConn{
-		conn:           conn,
-		hub:            h,
-		opts:           opts,
-		req:            r.WithContext(ctx),
-		id:             newConnectionID(),
-		queue:          h.NewQueue(),
-		subs:           make(map[string]*hub.Subscription),
-		ctx:            ctx,
-		cancel:         cancel,
-		writeCtx:       context.WithoutCancel(ctx),
-		expiresChanged: make(chan struct{}, 1),
-		release:        takeRelease(r),
-	}
-	if until, ok := grantUntil(r); ok {
-		c.expires = until
-	}
-	go c.serve(req)
-	return nil
+	return serveHandlerWebSocket(w, r, h, req, opts)
 }
 
-// serve holds the socket until it ends: the writer runs here, the reader
-// in a goroutine of its own.
-func (c *wsConn) serve(req hub.SubscribeRequest) {
-	defer c.close()
-	if len(req.Channels) > 0 {
-		if err := c.subscribe(req.Channels, req.Cursor, ""); err != nil {
-			c.conn.Close(websocket.StatusInternalError, "subscribe failed")
-			return
-		}
-	}
-	readerDone := make(chan struct{})
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		defer close(readerDone)
-		c.readLoop()
-	}()
-	c.writeLoop(readerDone)
+// wsLink is how frames reach a WebSocket client: as a hub.Sink it takes
+// every subscription's frames and the connection's own notices, and
+// Close(reason) ends the connection with the close code for reason.
+type wsLink interface {
+	hub.Sink
+	// ExpireAt ends the connection with 1008 when a grant expires.
+	ExpireAt(until time.Time)
 }
 
-// wsConn is one WebSocket subscriber: its socket, the subscriptions it
-// holds, and the one bounded queue they all feed.
+// wsConn is the protocol of one WebSocket subscriber: the requests it
+// sends, and the subscriptions they make, whichever path holds its socket.
 type wsConn struct {
-	conn  *websocket.Conn
-	hub   *hub.Hub
-	opts  *Options
-	req   *http.Request
-	id    string
-	queue *hub.Queue
+	link wsLink
+	hub  *hub.Hub
+	opts *Options
+	// req is what later requests are judged and forwarded by: the upgrade
+	// request's headers and URL, without its context.
+	req *http.Request
+	// clientAddr is the client's address as Caddy determined it, for
+	// X-Forwarded-For on backend calls; empty without ClientAddr.
+	clientAddr string
 
 	mu       sync.Mutex
-	subs     map[string]*hub.Subscription // by channel
+	id       string                       // made when a backend call first needs it
+	subs     map[string]*hub.Subscription // by channel; nil once closed
 	inFlight int                          // backend requests waiting
-	// expires is when the earliest grant of the connection's channels
-	// ends; expiresChanged wakes the writer to re-arm its timer.
-	expires        time.Time
-	expiresChanged chan struct{}
-	// release runs once the socket is closed (the per-address count).
-	release func()
 
 	ctx    context.Context // ends with the connection; cancels backend calls
 	cancel context.CancelFunc
-	// writeCtx carries ctx's values but can never end, so that the library
-	// sets up no timeout per frame; writeLoop's stall timer bounds writes.
-	writeCtx context.Context
-	wg       sync.WaitGroup // the reader, pings and backend calls
+	wg     sync.WaitGroup // backend calls; on the handler path also its reader and pings
 }
 
-// writeLoop sends queued frames until the connection ends, pinging on
-// every heartbeat and closing with 1001 after an unload.
-func (c *wsConn) writeLoop(readerDone <-chan struct{}) {
-	ping := time.NewTicker(c.opts.Heartbeat)
-	defer ping.Stop()
-	unload := c.opts.Unload
-	var closeTimer <-chan time.Time
-	var frames []*message.Message
-	expiry := time.NewTimer(time.Hour)
-	defer expiry.Stop()
-	c.armExpiry(expiry)
-	// One timer bounds every write batch and closes a socket that takes
-	// nothing for WriteTimeout. Writes get a context without a deadline:
-	// a context.WithTimeout per batch, and the AfterFunc the library
-	// registers per frame for a context that can end, cost a sixth of the
-	// CPU of a fan-out.
-	stall := time.AfterFunc(time.Hour, func() { c.conn.CloseNow() })
-	stall.Stop()
-	defer stall.Stop()
-	for {
-		select {
-		case <-c.expiresChanged:
-			c.armExpiry(expiry)
-		case <-expiry.C:
-			if c.expired() {
-				c.closeSubscriptions()
-				c.conn.Close(websocket.StatusPolicyViolation, reasonExpired)
-				return
-			}
-			c.armExpiry(expiry)
-		case <-c.queue.Ready():
-			var ended error
-			frames, ended = c.queue.Drain(frames[:0], drainBudget)
-			if err := c.write(frames, stall); err != nil {
-				return
-			}
-			clear(frames)
-			if ended != nil {
-				// Let go of the hub first, so that once the client reads
-				// the close frame it is no longer counted anywhere.
-				c.closeSubscriptions()
-				code, reason := closeCode(ended)
-				c.conn.Close(code, reason)
-				return
-			}
-		case <-ping.C:
-			c.ping()
-		case <-unload:
-			unload = nil
-			closeTimer = time.After(c.opts.closeDelay())
-		case <-closeTimer:
-			c.conn.Close(websocket.StatusGoingAway, reasonUnload)
-			return
-		case <-readerDone:
-			return
+// newWSConn makes the protocol side of a connection, which outlives the
+// request. It keeps none of the request's context: Caddy's holds the
+// response writer, and through it the hijacked connection's buffers,
+// 8 KiB a socket.
+func newWSConn(r *http.Request, h *hub.Hub, opts *Options, link wsLink) *wsConn {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &wsConn{
+		link:   link,
+		hub:    h,
+		opts:   opts,
+		req:    detachedRequest(ctx, r),
+		subs:   make(map[string]*hub.Subscription),
+		ctx:    ctx,
+		cancel: cancel,
+	}
+	if opts.ClientAddr != nil {
+		c.clientAddr = opts.ClientAddr(r)
+	}
+	return c
+}
+
+// keptHeaders are the upgrade request's headers a connection keeps: what
+// authorization reads and passes to the app (auth.Policy, auth.Authorizer)
+// and what backend calls forward (Forwarder).
+var keptHeaders = []string{"Cookie", "Authorization", "Origin", "User-Agent", "Accept-Language", "X-Forwarded-For"}
+
+// detachedRequest is a request with r's method, URL, addresses and the
+// kept headers, in ctx: what authorization reads (cookies, token), without
+// what the handler chain hung on r's context.
+func detachedRequest(ctx context.Context, r *http.Request) *http.Request {
+	header := make(http.Header, len(keptHeaders))
+	for _, name := range keptHeaders {
+		if v := r.Header[name]; len(v) > 0 {
+			header[name] = v
 		}
 	}
+	d := &http.Request{
+		Method:     r.Method,
+		URL:        r.URL,
+		Proto:      r.Proto,
+		ProtoMajor: r.ProtoMajor,
+		ProtoMinor: r.ProtoMinor,
+		Header:     header,
+		Host:       r.Host,
+		RemoteAddr: r.RemoteAddr,
+		RequestURI: r.RequestURI,
+	}
+	return d.WithContext(ctx)
 }
 
-// limitLifetime lowers the connection's end to a new grant's expiry.
-func (c *wsConn) limitLifetime(until time.Time) {
-	if until.IsZero() {
-		return
+// start subscribes the channels of the upgrade request, and starts the
+// link either way: what it queued goes out after the handshake answer.
+func (c *wsConn) start(req hub.SubscribeRequest) error {
+	if len(req.Channels) == 0 {
+		c.link.Start(nil)
+		return nil
 	}
-	c.mu.Lock()
-	if c.expires.IsZero() || until.Before(c.expires) {
-		c.expires = until
+	if err := c.subscribe(req.Channels, req.Cursor, ""); err != nil {
+		c.link.Start(nil)
+		c.link.Close(errSubscribeFailed)
+		return err
 	}
-	c.mu.Unlock()
-	select {
-	case c.expiresChanged <- struct{}{}:
-	default:
-	}
+	return nil
 }
 
-// armExpiry sets the timer to the connection's end, or far away if none.
-func (c *wsConn) armExpiry(t *time.Timer) {
-	c.mu.Lock()
-	expires := c.expires
-	c.mu.Unlock()
-	wait := time.Hour
-	if !expires.IsZero() {
-		wait = time.Until(expires)
-	}
-	t.Reset(max(wait, 0))
-}
-
-func (c *wsConn) expired() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return !c.expires.IsZero() && !time.Now().Before(c.expires)
-}
+// errSubscribeFailed ends a connection whose first channels could not be
+// subscribed (close 1011).
+var errSubscribeFailed = errors.New("subscribe failed")
 
 // statusOf reads the HTTP status an error carries, 403 by default.
 func statusOf(err error) int {
@@ -234,63 +163,6 @@ func statusOf(err error) int {
 		return s.HTTPStatus()
 	}
 	return http.StatusForbidden
-}
-
-// write sends a batch of frames, bounded by the stall timer.
-func (c *wsConn) write(frames []*message.Message, stall *time.Timer) error {
-	stall.Reset(c.opts.WriteTimeout)
-	defer stall.Stop()
-	for _, m := range frames {
-		if err := c.conn.Write(c.writeCtx, websocket.MessageText, m.Envelope()); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// closeCode maps why the hub ended a subscription to a close frame.
-func closeCode(ended error) (websocket.StatusCode, string) {
-	switch {
-	case errors.Is(ended, hub.ErrSlowConsumer):
-		// RFC 6455 §7.4.1: 1008, the endpoint's policy; the client resumes
-		// by cursor.
-		return websocket.StatusPolicyViolation, "slow consumer: outbound queue full"
-	case errors.Is(ended, hub.ErrResync):
-		return websocket.StatusServiceRestart, "resume by cursor"
-	default:
-		return websocket.StatusGoingAway, ended.Error()
-	}
-}
-
-// ping checks that the peer still answers; one that does not within a
-// heartbeat is cut, freeing the socket.
-func (c *wsConn) ping() {
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		ctx, cancel := context.WithTimeout(c.ctx, c.opts.Heartbeat)
-		defer cancel()
-		if err := c.conn.Ping(ctx); err != nil && c.ctx.Err() == nil {
-			c.conn.CloseNow()
-		}
-	}()
-}
-
-// readLoop handles client frames until the socket ends. coder/websocket
-// answers pings and enforces the frame size limit (closing with 1009)
-// while a Read is pending, so a Read is always pending.
-func (c *wsConn) readLoop() {
-	for {
-		typ, data, err := c.conn.Read(c.ctx)
-		if err != nil {
-			return
-		}
-		if typ != websocket.MessageText {
-			c.conn.Close(websocket.StatusUnsupportedData, "binary frames are not accepted; send JSON text frames")
-			return
-		}
-		c.handle(data)
-	}
 }
 
 // clientFrame is what a client may send.
@@ -382,7 +254,9 @@ func (c *wsConn) handleSubscribe(f clientFrame) {
 			c.fail(f.Ref, f.Channel, statusOf(err), err.Error())
 			return
 		}
-		c.limitLifetime(until)
+		if !until.IsZero() {
+			c.link.ExpireAt(until)
+		}
 	}
 	if err := c.subscribe([]string{f.Channel}, cursor, f.Ref); err != nil {
 		c.fail(f.Ref, f.Channel, http.StatusServiceUnavailable, err.Error())
@@ -407,6 +281,9 @@ func (c *wsConn) handleUnsubscribe(f clientFrame) {
 func (c *wsConn) subscribe(channels []string, cursor message.Cursor, ref string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.subs == nil {
+		return errConnectionClosed
+	}
 	var fresh []string
 	for _, ch := range channels {
 		if sub := c.subs[ch]; sub != nil && slicesContains(sub.Channels(), ch) {
@@ -422,11 +299,11 @@ func (c *wsConn) subscribe(channels []string, cursor message.Cursor, ref string)
 		notices = append(notices, message.NewNotice(ch, message.Subscribed, refDetail(ref), time.Now()))
 	}
 	if len(fresh) == 0 {
-		c.queue.Start(notices)
+		c.link.Start(notices)
 		return nil
 	}
 	sub, err := c.hub.Subscribe(c.ctx, hub.SubscribeRequest{Channels: fresh, Cursor: cursor, Transport: WebSocket},
-		&channelSink{queue: c.queue, preface: notices})
+		&channelSink{out: c.link, preface: notices})
 	if err != nil {
 		return err
 	}
@@ -446,11 +323,15 @@ func (c *wsConn) heldLocked() []string {
 	return held
 }
 
+// errConnectionClosed refuses a subscription that comes as the connection
+// ends.
+var errConnectionClosed = errors.New("connection closed")
+
 // send queues one frame for this client; a client whose queue is full is a
 // slow consumer and is cut.
 func (c *wsConn) send(m *message.Message) {
-	if !c.queue.Send(m) {
-		c.queue.Close(hub.ErrSlowConsumer)
+	if !c.link.Send(m) {
+		c.link.Close(hub.ErrSlowConsumer)
 	}
 }
 
@@ -472,17 +353,6 @@ func refDetail(ref string) map[string]any {
 	return map[string]any{"ref": ref}
 }
 
-// close ends every subscription and waits for the connection's goroutines.
-func (c *wsConn) close() {
-	c.closeSubscriptions()
-	if c.release != nil {
-		c.release()
-	}
-	c.cancel()
-	c.conn.CloseNow()
-	c.wg.Wait()
-}
-
 func (c *wsConn) closeSubscriptions() {
 	c.mu.Lock()
 	subs := c.subs
@@ -493,25 +363,45 @@ func (c *wsConn) closeSubscriptions() {
 	}
 }
 
-// channelSink feeds one hub subscription into the connection's queue. It
-// differs from the queue itself in one way: a subscription that ends because
+// channelSink feeds one hub subscription into the connection's link. It
+// differs from the link itself in one way: a subscription that ends because
 // its channels were deleted ends only itself, not the whole connection.
 type channelSink struct {
-	queue   *hub.Queue
+	out     hub.Sink
 	preface []*message.Message
 }
 
 func (s *channelSink) Start(replay []*message.Message) {
-	s.queue.Start(append(s.preface, replay...))
+	preface := s.preface
+	s.preface = nil // sent once; an idle connection need not keep it
+	s.out.Start(append(preface, replay...))
 }
 
-func (s *channelSink) Send(m *message.Message) bool { return s.queue.Send(m) }
+func (s *channelSink) Send(m *message.Message) bool { return s.out.Send(m) }
 
 func (s *channelSink) Close(reason error) {
 	if errors.Is(reason, hub.ErrChannelsDeleted) {
 		return // the comet.deleted notice went out; other channels go on
 	}
-	s.queue.Close(reason)
+	s.out.Close(reason)
+}
+
+// closeCode maps why a connection ends to its close frame (RFC 6455
+// §7.4.1); the client resumes by cursor after any of them.
+func closeCode(ended error) (uint16, string) {
+	switch {
+	case errors.Is(ended, hub.ErrSlowConsumer):
+		// 1008, the endpoint's policy.
+		return wsframe.ClosePolicyViolation, "slow consumer: outbound queue full"
+	case errors.Is(ended, direct.ErrExpired):
+		return wsframe.ClosePolicyViolation, reasonExpired
+	case errors.Is(ended, hub.ErrResync):
+		return wsframe.CloseServiceRestart, "resume by cursor"
+	case errors.Is(ended, errSubscribeFailed):
+		return wsframe.CloseInternalError, ended.Error()
+	default:
+		return wsframe.CloseGoingAway, ended.Error()
+	}
 }
 
 // OriginAllowed reports whether a request's Origin may use this server: no
@@ -549,6 +439,17 @@ func OriginListed(origin string, allowed []string) (listed, wildcard bool) {
 		}
 	}
 	return false, false
+}
+
+// connectionID names the connection to the backend, the same on every
+// call.
+func (c *wsConn) connectionID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.id == "" {
+		c.id = newConnectionID()
+	}
+	return c.id
 }
 
 func newConnectionID() string {

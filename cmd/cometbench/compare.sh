@@ -18,7 +18,7 @@
 #                every subscriber, so latency is the spread of one fan-out)
 #   SERVERS      which servers (default "cometbox nchan pushpin")
 #   WORKLOADS    which workloads (default "idle fanout-100B fanout-4KiB";
-#                WS=1 adds ws-100B)
+#                WS=1 adds ws-idle and ws-100B)
 #   SERVER_CPU, CLIENT_CPU   cores for taskset (default 0 and 1)
 #   OUT          results directory (default /tmp/cometbench-<UTC time>)
 #   RUN_TIMEOUT  seconds one run may take before it is stopped (default 240)
@@ -35,7 +35,7 @@ MESSAGES=${MESSAGES:-100}
 WINDOW=${WINDOW:-1}
 SERVERS=${SERVERS:-"cometbox nchan pushpin"}
 WORKLOADS=${WORKLOADS:-"idle fanout-100B fanout-4KiB"}
-if [[ ${WS:-0} == 1 ]]; then WORKLOADS="$WORKLOADS ws-100B"; fi
+if [[ ${WS:-0} == 1 ]]; then WORKLOADS="$WORKLOADS ws-idle ws-100B"; fi
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 RUN_TIMEOUT=${RUN_TIMEOUT:-240}
@@ -165,6 +165,7 @@ workload_args() {
 	idle) echo "-transport sse -messages 0 -settle 5s" ;;
 	fanout-100B) echo "-transport sse -messages $MESSAGES -size 100 -window $WINDOW" ;;
 	fanout-4KiB) echo "-transport sse -messages $MESSAGES -size 4096 -window $WINDOW" ;;
+	ws-idle) echo "-transport ws -messages 0 -settle 5s" ;;
 	ws-100B) echo "-transport ws -messages $MESSAGES -size 100 -window $WINDOW" ;;
 	*)
 		echo "compare: unknown workload $1" >&2

@@ -45,6 +45,7 @@ type conn struct {
 	ending      error // end once the backlog is written
 	closed      bool
 	sub         *hub.Subscription
+	ws          *wsState // a WebSocket's; nil for a plain stream
 	timers      []*time.Timer
 	limitFrames int
 	limitBytes  int
@@ -52,14 +53,12 @@ type conn struct {
 	release     func() // runs once the socket is closed
 }
 
-// Reasons a hijacked connection ends, besides the hub's.
+// Reasons a hijacked connection ends, besides the hub's and those of
+// held.go.
 var (
-	errGone     = errors.New("subscriber went away")
-	errMaxBytes = errors.New("stream_max_bytes reached")
-	errUnload   = errors.New("handler unloaded")
-	errExpired  = errors.New("authorization expired")
-	errStalled  = errors.New("write_timeout: the subscriber took nothing")
-	errWrite    = errors.New("write failed")
+	errGone    = errors.New("subscriber went away")
+	errStalled = errors.New("write_timeout: the subscriber took nothing")
+	errWrite   = errors.New("write failed")
 )
 
 // Start implements hub.Sink: the replay is queued whole, whatever the limits.
@@ -94,24 +93,25 @@ func (c *conn) Send(m *message.Message) bool {
 }
 
 // Close implements hub.Sink: what is queued is still written, then the
-// socket is closed.
+// stream's farewell for the reason, then the socket is closed.
 func (c *conn) Close(reason error) {
-	c.mu.Lock()
-	if c.ending == nil {
-		c.ending = reason
+	var farewell []byte
+	if c.stream.Farewell != nil {
+		farewell = c.stream.Farewell(reason)
 	}
-	c.mu.Unlock()
-	c.kick()
+	c.endWith(farewell, reason)
 }
 
-// endWith queues a last notice and ends the connection after it.
-func (c *conn) endWith(notice *message.Message, reason error) {
+// endWith queues last bytes, if any, and ends the connection after them.
+func (c *conn) endWith(last []byte, reason error) {
 	c.mu.Lock()
 	if c.closed || c.ending != nil {
 		c.mu.Unlock()
 		return
 	}
-	c.appendLocked(notice)
+	if len(last) > 0 {
+		c.appendRawLocked(last)
+	}
 	c.ending = reason
 	c.mu.Unlock()
 	c.kick()
@@ -127,6 +127,16 @@ func (c *conn) appendLocked(m *message.Message) {
 		c.pending += len(b)
 	}
 	c.frames++
+}
+
+// appendRawLocked queues bytes of this connection's own (a head, a
+// farewell, a WebSocket control frame).
+func (c *conn) appendRawLocked(b []byte) {
+	if len(c.out) == 0 {
+		c.waitTick = c.pool.tick.Load()
+	}
+	c.out = append(c.out, b)
+	c.pending += len(b)
 }
 
 // kick hands the connection to its writer unless it is already waiting
@@ -179,17 +189,24 @@ func (c *conn) flush() {
 	}
 	c.frames = 0
 	if c.stream.MaxBytes > 0 && c.written >= c.stream.MaxBytes && c.ending == nil {
-		c.appendLocked(c.stream.Reconnect(errMaxBytes.Error()))
-		c.ending = errMaxBytes
 		c.mu.Unlock()
-		c.flush()
+		c.Close(ErrMaxBytes)
 		return
 	}
 	ending := c.ending
 	c.mu.Unlock()
 	if ending != nil {
-		c.close(ending)
+		c.finish(ending)
 	}
+}
+
+// finish ends a connection whose last bytes are written. A WebSocket
+// waits for the client to answer its close frame first.
+func (c *conn) finish(reason error) {
+	if c.ws != nil && c.lingerAfterClose() {
+		return
+	}
+	c.close(reason)
 }
 
 // advanceLocked drops n written bytes from the backlog, and the empty
@@ -262,13 +279,16 @@ func (c *conn) heartbeatDue(now time.Time) {
 		c.close(errStalled)
 		return
 	}
+	if c.ws != nil {
+		c.mu.Unlock()
+		c.pingDue()
+		return
+	}
 	if c.closed || c.ending != nil || len(c.out) > 0 || now.Sub(c.lastWrite) < c.stream.Heartbeat {
 		c.mu.Unlock()
 		return
 	}
-	c.out = append(c.out, c.stream.HeartbeatBytes)
-	c.pending += len(c.stream.HeartbeatBytes)
-	c.waitTick = c.pool.tick.Load()
+	c.appendRawLocked(c.stream.HeartbeatBytes)
 	c.mu.Unlock()
 	c.kick()
 }
@@ -292,6 +312,9 @@ func (c *conn) close(reason error) {
 	c.mu.Unlock()
 	if sub != nil {
 		sub.Close()
+	}
+	if c.ws != nil {
+		c.ws.session.Closed()
 	}
 	if c.release != nil {
 		c.release()

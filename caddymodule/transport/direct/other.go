@@ -16,8 +16,13 @@ type Pool struct{}
 func New() (*Pool, error) { return nil, errors.New("direct delivery needs Linux") }
 
 // Serve never takes a request here.
-func (p *Pool) Serve(http.ResponseWriter, *http.Request, *hub.Hub, Held, *Stream) (bool, error) {
+func (p *Pool) Serve(http.ResponseWriter, *http.Request, *hub.Hub, hub.SubscribeRequest, Held, *Stream) (bool, error) {
 	return false, nil
+}
+
+// Upgrade never takes a request here.
+func (p *Pool) Upgrade(http.ResponseWriter, *http.Request, *hub.Hub, Held, *Stream, func(Socket) Session) bool {
+	return false
 }
 
 // Close does nothing.

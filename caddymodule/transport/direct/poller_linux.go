@@ -10,8 +10,9 @@ import (
 )
 
 // poller watches every hijacked socket with one epoll instance and one
-// goroutine: a hangup or an error ends the connection, and writability
-// wakes a connection whose last write would have blocked. This is how a
+// goroutine: a hangup or an error ends the connection, writability wakes
+// a connection whose last write would have blocked, and input wakes a
+// WebSocket's reader. This is how a
 // disconnect is noticed without a goroutine blocked in Read per socket.
 // Go's own netpoller also holds these fds; epoll instances are independent,
 // and no goroutine waits on them there.
@@ -86,7 +87,13 @@ func (p *poller) loop() {
 				continue
 			}
 			switch {
-			case ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0:
+			case ev.Events&(unix.EPOLLHUP|unix.EPOLLERR) != 0:
+				c.hangup()
+			case c.ws != nil && ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP) != 0:
+				// A WebSocket client's last frames (its close) may come
+				// with its FIN: the reader reads them, then the end.
+				c.readable()
+			case ev.Events&unix.EPOLLRDHUP != 0:
 				c.hangup()
 			case ev.Events&unix.EPOLLIN != 0:
 				c.discardInput()

@@ -89,14 +89,51 @@ func New() (*Pool, error) {
 // returns false, having touched nothing, when the request cannot be
 // hijacked onto a raw socket (HTTP/2, HTTP/3, TLS): serve it in the
 // handler then.
-func (p *Pool) Serve(w http.ResponseWriter, r *http.Request, h *hub.Hub, held Held, s *Stream) (bool, error) {
-	if r.ProtoMajor != 1 || r.TLS != nil {
+func (p *Pool) Serve(w http.ResponseWriter, r *http.Request, h *hub.Hub, req hub.SubscribeRequest, held Held, s *Stream) (bool, error) {
+	if !plainHTTP1(r) {
 		return false, nil
 	}
-	head := responseHead(w.Header(), s)
+	c, taken := p.take(w, h, held, s, responseHead(w.Header(), s))
+	if c == nil {
+		return taken, nil
+	}
+	if len(s.Preamble) > 0 {
+		c.appendRawLocked(s.Preamble) // not yet shared: no lock needed
+	}
+	if err := p.watch(c, held); err != nil {
+		return true, nil
+	}
+	sub, err := h.Subscribe(r.Context(), req, c)
+	if err != nil {
+		c.mu.Lock()
+		c.out = [][]byte{[]byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nhub unavailable\n")}
+		c.ending = err
+		c.mu.Unlock()
+		c.kick()
+		return true, nil
+	}
+	c.mu.Lock()
+	c.sub = sub
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		sub.Close() // the peer left while subscribing
+	}
+	c.kick()
+	return true, nil
+}
+
+// plainHTTP1 reports whether a request came over HTTP/1 on a plain
+// socket, which the pool can take over.
+func plainHTTP1(r *http.Request) bool { return r.ProtoMajor == 1 && r.TLS == nil }
+
+// take hijacks the request's connection for a held response that starts
+// with head. It returns nil when the connection is not the pool's, with
+// taken false if the request is untouched (serve it in the handler).
+func (p *Pool) take(w http.ResponseWriter, h *hub.Hub, held Held, s *Stream, head []byte) (c *conn, taken bool) {
 	socket, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		return false, nil
+		return nil, false
 	}
 	fd, err := ownSocket(socket)
 	if err != nil {
@@ -104,10 +141,10 @@ func (p *Pool) Serve(w http.ResponseWriter, r *http.Request, h *hub.Hub, held He
 		// client falls back or comes again.
 		socket.Write([]byte("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
 		socket.Close()
-		return true, nil
+		return nil, true
 	}
 	frames, bytes := h.QueueLimits()
-	c := &conn{
+	c = &conn{
 		pool:        p,
 		fd:          fd,
 		stream:      s,
@@ -119,45 +156,41 @@ func (p *Pool) Serve(w http.ResponseWriter, r *http.Request, h *hub.Hub, held He
 		limitBytes:  bytes,
 		closeDelay:  held.CloseDelay,
 	}
-	if len(s.Preamble) > 0 {
-		c.out = append(c.out, s.Preamble)
-		c.pending += len(s.Preamble)
-	}
 	if held.TakeRelease != nil {
 		c.release = held.TakeRelease()
 	}
 	c.shard = p.shards[c.fd%len(p.shards)]
+	return c, true
+}
+
+// watch lists a taken connection in the pool and under epoll, and sets
+// the end of its grant. The connection is closed if that fails.
+func (p *Pool) watch(c *conn, held Held) error {
 	if !p.track(c, held.Unload) {
-		unix.Close(fd)
-		return true, nil
+		unix.Close(c.fd)
+		if c.release != nil {
+			c.release()
+		}
+		return hub.ErrHubClosed
 	}
 	if err := p.poller.add(c); err != nil {
 		c.close(err)
-		return true, nil
+		return err
 	}
-	sub, err := h.Subscribe(r.Context(), held.Request, c)
-	if err != nil {
-		c.mu.Lock()
-		c.out = [][]byte{[]byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nhub unavailable\n")}
-		c.ending = err
-		c.mu.Unlock()
-		c.kick()
-		return true, nil
-	}
-	c.mu.Lock()
-	c.sub = sub
 	if !held.Until.IsZero() {
-		c.timers = append(c.timers, time.AfterFunc(time.Until(held.Until), func() {
-			c.endWith(s.Reconnect(errExpired.Error()), errExpired)
-		}))
+		c.ExpireAt(held.Until)
 	}
-	closed := c.closed
-	c.mu.Unlock()
-	if closed {
-		sub.Close() // the peer left while subscribing
+	return nil
+}
+
+// ExpireAt ends the connection when a grant expires (ErrExpired).
+func (c *conn) ExpireAt(until time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
 	}
-	c.kick()
-	return true, nil
+	c.timers = append(c.timers, time.AfterFunc(time.Until(until), func() { c.Close(ErrExpired) }))
 }
 
 // headerValueBreaks removes line breaks from a header value: one would end
@@ -170,19 +203,7 @@ var headerValueBreaks = strings.NewReplacer("\r", "", "\n", "")
 func responseHead(header http.Header, s *Stream) []byte {
 	var b strings.Builder
 	b.WriteString("HTTP/1.1 200 OK\r\n")
-	keys := make([]string, 0, len(header))
-	for k := range header {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		if k == "Content-Length" || k == "Transfer-Encoding" || k == "Connection" {
-			continue
-		}
-		for _, v := range header[k] {
-			b.WriteString(k + ": " + headerValueBreaks.Replace(v) + "\r\n")
-		}
-	}
+	writeHeaderLines(&b, header)
 	b.WriteString("Content-Type: " + s.ContentType + "\r\n")
 	b.WriteString("Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n")
 	for k, v := range s.ExtraHeaders {
@@ -191,6 +212,26 @@ func responseHead(header http.Header, s *Stream) []byte {
 	b.WriteString("Date: " + time.Now().UTC().Format(http.TimeFormat) + "\r\n")
 	b.WriteString("Connection: close\r\n\r\n")
 	return []byte(b.String())
+}
+
+// writeHeaderLines writes the headers set so far by the handler chain,
+// sorted, but those about the message's framing, which the held response
+// sets itself.
+func writeHeaderLines(b *strings.Builder, header http.Header) {
+	keys := make([]string, 0, len(header))
+	for k := range header {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		switch k {
+		case "Content-Length", "Transfer-Encoding", "Connection", "Upgrade", "Content-Type":
+			continue
+		}
+		for _, v := range header[k] {
+			b.WriteString(k + ": " + headerValueBreaks.Replace(v) + "\r\n")
+		}
+	}
 }
 
 // ownSocket takes the socket of a hijacked connection as a bare
@@ -245,6 +286,22 @@ func (p *Pool) track(c *conn, unload <-chan struct{}) bool {
 	return true
 }
 
+// spawn runs fn on a goroutine the pool waits for when it closes; it
+// reports false, running nothing, once the pool is closed.
+func (p *Pool) spawn(fn func()) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.wg.Add(1) // while open, the writers keep the count above zero
+	go func() {
+		defer p.wg.Done()
+		fn()
+	}()
+	return true
+}
+
 func (p *Pool) forget(c *conn) {
 	p.mu.Lock()
 	delete(p.conns, c)
@@ -266,9 +323,7 @@ func (p *Pool) unload(unload <-chan struct{}) {
 		}
 		c.mu.Lock()
 		if !c.closed {
-			c.timers = append(c.timers, time.AfterFunc(delay, func() {
-				c.endWith(c.stream.Reconnect("server reloading"), errUnload)
-			}))
+			c.timers = append(c.timers, time.AfterFunc(delay, func() { c.Close(ErrUnload) }))
 		}
 		c.mu.Unlock()
 	}
