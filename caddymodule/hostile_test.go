@@ -151,10 +151,17 @@ func stalledSubscriberIsCut(t *testing.T, path string) {
 			t.Fatalf("first publish: want 201 (one subscriber), got %d %s", r.status, r.body)
 		}
 	}
+	waitUntilUnsubscribed(t, srv.baseURL, "stalled", "the stalled subscriber")
+}
+
+// waitUntilUnsubscribed polls a channel until it counts no subscriber, and
+// fails if who is still counted 10 s later.
+func waitUntilUnsubscribed(t *testing.T, base, channel, who string) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for subscribers(t, srv.baseURL, "stalled") > 0 {
+	for subscribers(t, base, channel) > 0 {
 		if time.Now().After(deadline) {
-			t.Fatal("the stalled subscriber is still held 10 s after its last message")
+			t.Fatalf("%s is still counted 10 s later", who)
 		}
 		time.Sleep(50 * time.Millisecond) // polling an outcome, not waiting for one
 	}

@@ -341,13 +341,7 @@ func TestWebSocketStalledReaderIsCutAfterWriteTimeout(t *testing.T) {
 		for range 200 {
 			publishText(t, srv.baseURL, "stuck", payload)
 		}
-		deadline := time.Now().Add(10 * time.Second)
-		for subscribers(t, srv.baseURL, "stuck") > 0 {
-			if time.Now().After(deadline) {
-				t.Fatal("the stalled WebSocket is still held 10 s after its last message")
-			}
-			time.Sleep(50 * time.Millisecond) // polling an outcome, not waiting for one
-		}
+		waitUntilUnsubscribed(t, srv.baseURL, "stuck", "the stalled WebSocket")
 	})
 }
 
@@ -425,7 +419,7 @@ func TestIdleDirectWebSocketsHoldNoGoroutine(t *testing.T) {
 		switch {
 		case direct == "on" && added >= sockets/10:
 			t.Fatalf("%d idle direct WebSockets added %d goroutines", sockets, added)
-		case direct == "off" && added < 2*sockets:
+		case direct == "off" && added < sockets:
 			t.Fatalf("the handler path added only %d goroutines for %d WebSockets: is it the direct path?", added, sockets)
 		}
 	})

@@ -84,11 +84,7 @@ func (c *conn) Send(m *message.Message) bool {
 		return false
 	}
 	c.appendLocked(m)
-	queue := c.markDirtyLocked()
-	c.mu.Unlock()
-	if queue {
-		c.shard.push(c)
-	}
+	c.unlockAndKick()
 	return true
 }
 
@@ -143,6 +139,12 @@ func (c *conn) appendRawLocked(b []byte) {
 // there or for the socket to take more.
 func (c *conn) kick() {
 	c.mu.Lock()
+	c.unlockAndKick()
+}
+
+// unlockAndKick is kick for a caller holding mu, which it releases: the
+// shard's lock is never taken under a connection's.
+func (c *conn) unlockAndKick() {
 	queue := c.markDirtyLocked()
 	c.mu.Unlock()
 	if queue {

@@ -212,11 +212,7 @@ func (c *conn) control(frame []byte) {
 	}
 	c.appendRawLocked(frame)
 	c.frames++
-	queue := c.markDirtyLocked()
-	c.mu.Unlock()
-	if queue {
-		c.shard.push(c)
-	}
+	c.unlockAndKick()
 }
 
 // peerClosed answers the client's close frame (RFC 6455 §5.5.1): with the
@@ -283,11 +279,7 @@ func (c *conn) pingDue() {
 	}
 	c.ws.pingTick = c.pool.tick.Load()
 	c.appendRawLocked(c.stream.HeartbeatBytes)
-	queue := c.markDirtyLocked()
-	c.mu.Unlock()
-	if queue {
-		c.shard.push(c)
-	}
+	c.unlockAndKick()
 }
 
 var _ Socket = (*conn)(nil)
