@@ -29,16 +29,17 @@ type conn struct {
 	fd     int
 	stream *Stream
 
-	mu        sync.Mutex
-	out       [][]byte // backlog; out[0] is written from offset on
-	offset    int
-	pending   int // bytes in the backlog
-	frames    int // messages in the backlog
-	written   int64
-	lastWrite time.Time
+	mu      sync.Mutex
+	out     [][]byte // backlog; out[0] is written from offset on
+	offset  int
+	pending int // bytes in the backlog
+	frames  int // messages in the backlog
+	written int64
 	// waitTick is the pool's tick when the backlog last started waiting
 	// or the socket last took some of it: the write timeout counts from
-	// there, in ticks, so that a delivery costs no clock reading.
+	// there, in ticks, so that a delivery costs no clock reading. With
+	// nothing queued, it is when the socket last took bytes: heartbeats
+	// count from there too.
 	waitTick    uint32
 	dirty       bool  // waiting in its shard's list
 	blocked     bool  // the socket would block: wait for EPOLLOUT
@@ -216,7 +217,6 @@ func (c *conn) finish(reason error) {
 func (c *conn) advanceLocked(n int) {
 	c.written += int64(n)
 	c.pending -= n
-	c.lastWrite = c.pool.now()
 	c.waitTick = c.pool.tick.Load()
 	for len(c.out) > 0 {
 		rest := len(c.out[0]) - c.offset
@@ -274,7 +274,8 @@ func (c *conn) discardInput() {
 
 // heartbeatDue queues a heartbeat if nothing was written for an interval,
 // and cuts the connection if a backlog has waited past the write timeout.
-func (c *conn) heartbeatDue(now time.Time) {
+// With nothing queued, waitTick is when the socket last took bytes.
+func (c *conn) heartbeatDue() {
 	c.mu.Lock()
 	if !c.closed && len(c.out) > 0 && c.stream.WriteTimeout > 0 && c.pool.waitedAtLeast(c.waitTick) >= c.stream.WriteTimeout {
 		c.mu.Unlock()
@@ -286,7 +287,7 @@ func (c *conn) heartbeatDue(now time.Time) {
 		c.pingDue()
 		return
 	}
-	if c.closed || c.ending != nil || len(c.out) > 0 || now.Sub(c.lastWrite) < c.stream.Heartbeat {
+	if c.closed || c.ending != nil || len(c.out) > 0 || c.pool.waitedAtLeast(c.waitTick) < c.stream.Heartbeat {
 		c.mu.Unlock()
 		return
 	}

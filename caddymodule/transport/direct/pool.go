@@ -35,9 +35,9 @@ import (
 type Pool struct {
 	shards []*shard
 	poller *poller
-	now    func() time.Time
 
-	// tick counts heartbeat ticks: the coarse clock of write timeouts.
+	// tick counts heartbeat ticks: the coarse clock of heartbeats and
+	// write timeouts, which a delivery reads instead of the time.
 	tick atomic.Uint32
 
 	mu      sync.Mutex
@@ -60,7 +60,6 @@ func New() (*Pool, error) {
 	}
 	p := &Pool{
 		poller:  poller,
-		now:     time.Now,
 		conns:   make(map[*conn]struct{}),
 		unloads: make(map[<-chan struct{}][]*conn),
 		stop:    make(chan struct{}),
@@ -150,7 +149,6 @@ func (p *Pool) take(w http.ResponseWriter, h *hub.Hub, held Held, s *Stream, hea
 		stream:      s,
 		out:         [][]byte{head},
 		pending:     len(head),
-		lastWrite:   p.now(),
 		waitTick:    p.tick.Load(),
 		limitFrames: frames,
 		limitBytes:  bytes,
@@ -337,7 +335,7 @@ func (p *Pool) heartbeats() {
 	var conns []*conn
 	for {
 		select {
-		case now := <-t.C:
+		case <-t.C:
 			p.tick.Add(1)
 			p.mu.Lock()
 			for c := range p.conns {
@@ -345,7 +343,7 @@ func (p *Pool) heartbeats() {
 			}
 			p.mu.Unlock()
 			for _, c := range conns {
-				c.heartbeatDue(now)
+				c.heartbeatDue()
 			}
 			clear(conns) // closed connections are not kept until the next tick
 			conns = conns[:0]
