@@ -66,8 +66,11 @@ func (ans answer) result(channel string) (time.Time, error) {
 	return time.Time{}, &Denied{Status: ans.status, Reason: fmt.Sprintf("the application refused channel %q (%d)", channel, ans.status)}
 }
 
-// forwardedHeaders carry the subscriber's identity to the app.
-var forwardedHeaders = []string{"Cookie", "Authorization", "User-Agent", "Accept-Language", "X-Forwarded-For"}
+// RequestHeaders are the headers of a subscribe request that
+// authorization reads (the token's Authorization and cookie) or passes to
+// the app as the subscriber's identity: all it needs of a request besides
+// its URL.
+var RequestHeaders = []string{"Cookie", "Authorization", "User-Agent", "Accept-Language", "X-Forwarded-For"}
 
 func (a *Authorizer) ask(ctx context.Context, r *http.Request, channel string, now time.Time) (answer, error) {
 	u, err := url.Parse(a.URL)
@@ -81,7 +84,7 @@ func (a *Authorizer) ask(ctx context.Context, r *http.Request, channel string, n
 	if err != nil {
 		return answer{}, err
 	}
-	for _, name := range forwardedHeaders {
+	for _, name := range RequestHeaders {
 		if v := r.Header.Values(name); len(v) > 0 {
 			req.Header[name] = v
 		}

@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/cometbox/cometbox/caddymodule/auth"
 	"github.com/cometbox/cometbox/caddymodule/hub"
 	"github.com/cometbox/cometbox/caddymodule/internal/wsframe"
 	"github.com/cometbox/cometbox/caddymodule/message"
@@ -109,9 +111,16 @@ func newWSConn(r *http.Request, h *hub.Hub, opts *Options, link wsLink) *wsConn 
 }
 
 // keptHeaders are the upgrade request's headers a connection keeps: what
-// authorization reads and passes to the app (auth.Policy, auth.Authorizer)
-// and what backend calls forward (Forwarder).
-var keptHeaders = []string{"Cookie", "Authorization", "Origin", "User-Agent", "Accept-Language", "X-Forwarded-For"}
+// authorization needs, and what backend calls forward.
+var keptHeaders = func() []string {
+	kept := slices.Clone(auth.RequestHeaders)
+	for _, name := range forwardedHeaders {
+		if !slices.Contains(kept, name) {
+			kept = append(kept, name)
+		}
+	}
+	return kept
+}()
 
 // detachedRequest is a request with r's method, URL, addresses and the
 // kept headers, in ctx: what authorization reads (cookies, token), without
@@ -286,7 +295,7 @@ func (c *wsConn) subscribe(channels []string, cursor message.Cursor, ref string)
 	}
 	var fresh []string
 	for _, ch := range channels {
-		if sub := c.subs[ch]; sub != nil && slicesContains(sub.Channels(), ch) {
+		if sub := c.subs[ch]; sub != nil && slices.Contains(sub.Channels(), ch) {
 			continue // already held: subscribing twice is harmless
 		}
 		fresh = append(fresh, ch)
@@ -316,7 +325,7 @@ func (c *wsConn) subscribe(channels []string, cursor message.Cursor, ref string)
 func (c *wsConn) heldLocked() []string {
 	var held []string
 	for ch, sub := range c.subs {
-		if slicesContains(sub.Channels(), ch) {
+		if slices.Contains(sub.Channels(), ch) {
 			held = append(held, ch)
 		}
 	}
@@ -456,13 +465,4 @@ func newConnectionID() string {
 	var b [12]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-func slicesContains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

@@ -12,8 +12,8 @@ import (
 // poller watches every hijacked socket with one epoll instance and one
 // goroutine: a hangup or an error ends the connection, writability wakes
 // a connection whose last write would have blocked, and input wakes a
-// WebSocket's reader. This is how a
-// disconnect is noticed without a goroutine blocked in Read per socket.
+// WebSocket's reader. This is how a disconnect is noticed without a
+// goroutine blocked in Read per socket.
 // Go's own netpoller also holds these fds; epoll instances are independent,
 // and no goroutine waits on them there.
 type poller struct {

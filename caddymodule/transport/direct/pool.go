@@ -165,10 +165,7 @@ func (p *Pool) take(w http.ResponseWriter, h *hub.Hub, held Held, s *Stream, hea
 // the end of its grant. The connection is closed if that fails.
 func (p *Pool) watch(c *conn, held Held) error {
 	if !p.track(c, held.Unload) {
-		unix.Close(c.fd)
-		if c.release != nil {
-			c.release()
-		}
+		c.close(hub.ErrHubClosed) // the pool is closing
 		return hub.ErrHubClosed
 	}
 	if err := p.poller.add(c); err != nil {
