@@ -126,6 +126,29 @@ func TestExpiringTokenEndsTheSubscriptionAtExpiry(t *testing.T) {
 	}
 }
 
+// A later, longer grant does not put off the end an earlier one set: a
+// WebSocket ends when its first permission does.
+func TestAWebSocketEndsAtItsEarliestGrant(t *testing.T) {
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		lifetime := 10 * time.Minute
+		if r.URL.Query().Get("channel") == "room.brief" {
+			lifetime = 2 * time.Second // whole seconds: ends 1-2 s from now
+		}
+		w.Header().Set("Comet-Expires", fmt.Sprint(time.Now().Add(lifetime).Unix()))
+		w.WriteHeader(http.StatusNoContent)
+	})
+	srv := startSecureCaddy(t, app)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	c := mustDialWS(t, ctx, srv.baseURL+"/app/sub/room.brief")
+	c.expect("comet.subscribed:room.brief")
+	c.send(`{"op":"subscribe","channel":"room.long"}`)
+	c.expect("comet.subscribed:room.long")
+	if code := c.closeStatus(); code != 1008 {
+		t.Fatalf("after the first grant ended: close %d, want 1008", code)
+	}
+}
+
 func TestAuthorizeAsksTheAppOncePerSessionAndChannel(t *testing.T) {
 	var asked atomic.Int64
 	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -238,12 +238,11 @@ type SubscribeRequest struct {
 // anything published after that reaches it.
 func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest, sink Sink) (*Subscription, error) {
 	s := &Subscription{
-		hub:        h,
-		transport:  req.Transport,
-		registered: req.Channels,
-		channels:   append([]string(nil), req.Channels...),
-		replaying:  true,
-		sink:       sink,
+		hub:       h,
+		transport: req.Transport,
+		channels:  req.Channels,
+		replaying: true,
+		sink:      sink,
 	}
 	if err := h.register(s); err != nil {
 		return nil, err
@@ -364,7 +363,12 @@ func (h *Hub) unregister(s *Subscription) {
 		return
 	}
 	s.listed = false
-	for _, ch := range s.registered {
+	// The channels it let go of are no longer listed: Leave took it out
+	// of their sets, and a deleted channel's set is dropped whole.
+	s.mu.Lock()
+	channels := s.channels
+	s.mu.Unlock()
+	for _, ch := range channels {
 		if set := h.channels[ch]; set != nil && set.remove(s) && set.len() == 0 {
 			delete(h.channels, ch)
 		}

@@ -3,6 +3,7 @@ package hub_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -204,6 +205,37 @@ func TestSubscriberCountsFollowConnections(t *testing.T) {
 	sub.Close()
 	sub.Close()
 	if st := h.Stats(); st.Subscribers["sse"] != 0 || st.Channels != 0 {
+		t.Fatalf("after close: %+v", st)
+	}
+}
+
+// A subscription keeps the channel list of its request and never changes
+// it: the caller may still read it. A channel left or deleted is let go,
+// and closing lists the subscription nowhere.
+func TestLeavingAndDeletingChannelsLeaveTheRequestsListAsItWas(t *testing.T) {
+	h, _ := newHub(t, 16, store.Retention{Count: 10, Age: time.Hour})
+	channels := []string{"a", "b", "c"}
+	sub, err := h.Subscribe(context.Background(), hub.SubscribeRequest{Channels: channels, Transport: "ws"}, hub.NewQueue(16, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sub.Leave("a") {
+		t.Fatal("leave a: not held")
+	}
+	if _, _, err := h.Delete(context.Background(), "b"); err != nil {
+		t.Fatal(err)
+	}
+	if got := sub.Channels(); !slices.Equal(got, []string{"c"}) {
+		t.Fatalf("held after leaving a and deleting b: %v", got)
+	}
+	if !slices.Equal(channels, []string{"a", "b", "c"}) {
+		t.Fatalf("the request's list was changed: %v", channels)
+	}
+	if st := h.Stats(); st.Channels != 1 || st.Subscribers["ws"] != 1 {
+		t.Fatalf("while c is held: %+v", st)
+	}
+	sub.Close()
+	if st := h.Stats(); st.Channels != 0 || st.Subscribers["ws"] != 0 {
 		t.Fatalf("after close: %+v", st)
 	}
 }

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/cometbox/cometbox/caddymodule/message"
@@ -14,10 +15,10 @@ type Subscription struct {
 	transport string
 
 	mu sync.Mutex
-	// registered are the channels the hub lists this subscription under;
-	// channels are those it still holds (a deleted channel is let go).
-	registered []string
-	channels   []string
+	// channels are those the subscription still holds: a deleted or left
+	// channel is let go. The slice starts as the caller's and is never
+	// changed in place, only replaced.
+	channels []string
 	// replaying is true while the history is being read: live messages wait
 	// in pending so that they cannot overtake the history before them.
 	replaying bool
@@ -99,13 +100,7 @@ func (s *Subscription) deliverLocked(m *message.Message) {
 // dropChannelLocked passes a deleted notice on and lets go of its channel;
 // the subscription ends when it has no channel left.
 func (s *Subscription) dropChannelLocked(notice *message.Message) {
-	kept := s.channels[:0]
-	for _, ch := range s.channels {
-		if ch != notice.Channel {
-			kept = append(kept, ch)
-		}
-	}
-	s.channels = kept
+	s.channels, _ = without(s.channels, notice.Channel)
 	if !s.sink.Send(notice) {
 		s.endLocked(ErrSlowConsumer)
 		return
@@ -176,17 +171,9 @@ func (s *Subscription) endLocked(reason error) {
 // with no channel is closed. It reports whether the channel was held.
 func (s *Subscription) Leave(channel string) bool {
 	s.mu.Lock()
-	held := false
-	kept := s.channels[:0]
-	for _, ch := range s.channels {
-		if ch == channel {
-			held = true
-			continue
-		}
-		kept = append(kept, ch)
-	}
-	s.channels = kept
-	empty := len(kept) == 0
+	var held bool
+	s.channels, held = without(s.channels, channel)
+	empty := len(s.channels) == 0
 	s.mu.Unlock()
 	if !held {
 		return false
@@ -207,4 +194,20 @@ func (s *Subscription) Close() {
 	s.pending = nil
 	s.mu.Unlock()
 	s.hub.unregister(s)
+}
+
+// without returns channels less channel, in a new slice if it was there:
+// the one it was given may be the subscriber's request, still read by its
+// caller.
+func without(channels []string, channel string) (rest []string, found bool) {
+	if !slices.Contains(channels, channel) {
+		return channels, false
+	}
+	rest = make([]string, 0, len(channels)-1)
+	for _, ch := range channels {
+		if ch != channel {
+			rest = append(rest, ch)
+		}
+	}
+	return rest, true
 }

@@ -3,6 +3,7 @@ package message
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -52,24 +53,18 @@ func ParseChannelList(list string, max int) ([]string, error) {
 		if err := ValidateChannel(name); err != nil {
 			return nil, err
 		}
-		if contains(channels, name) {
+		if slices.Contains(channels, name) {
 			continue
 		}
 		if len(channels) == max {
 			return nil, fmt.Errorf("more than %d channels in one subscription", max)
 		}
-		channels = append(channels, name)
+		// A copy: a held subscription keeps its names as long as it
+		// lasts, and a piece of the request's path would keep the whole
+		// request line with it.
+		channels = append(channels, strings.Clone(name))
 	}
 	return channels, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // maxEventLen bounds an event name: it is written on its own SSE line.

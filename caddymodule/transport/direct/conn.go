@@ -18,15 +18,18 @@ import (
 // bounded backlog and hands the connection to its shard's writer; no
 // goroutine belongs to it.
 type conn struct {
-	pool  *Pool
-	shard *shard
+	pool *Pool
+	hub  *hub.Hub // whose queue limits bound the backlog
 	// fd is the socket, owned here: a duplicate of the hijacked
 	// connection's descriptor, whose net.Conn (with its poll descriptor and
 	// addresses) is closed at once, so an idle subscriber keeps only this
 	// struct and its subscription. Every syscall on it runs under mu, and
 	// close closes it under mu, so a reused descriptor number is never
 	// written to by mistake.
-	fd     int
+	fd int
+	// gen tells this connection from an earlier one on the same fd
+	// number, in epoll events gathered before that one closed.
+	gen    uint32
 	stream *Stream
 
 	mu      sync.Mutex
@@ -40,18 +43,22 @@ type conn struct {
 	// there, in ticks, so that a delivery costs no clock reading. With
 	// nothing queued, it is when the socket last took bytes: heartbeats
 	// count from there too.
-	waitTick    uint32
-	dirty       bool  // waiting in its shard's list
-	blocked     bool  // the socket would block: wait for EPOLLOUT
-	ending      error // end once the backlog is written
-	closed      bool
-	sub         *hub.Subscription
-	ws          *wsState // a WebSocket's; nil for a plain stream
-	timers      []*time.Timer
-	limitFrames int
-	limitBytes  int
-	closeDelay  time.Duration
-	release     func() // runs once the socket is closed
+	waitTick uint32
+	dirty    bool // waiting in its shard's list
+	blocked  bool // the socket would block: wait for EPOLLOUT
+	closed   bool
+	ending   error // end once the backlog is written
+	sub      *hub.Subscription
+	ws       *wsState      // a WebSocket's; nil for a plain stream
+	end      *scheduledEnd // nil until an end is scheduled
+	release  func()        // runs once the socket is closed
+}
+
+// scheduledEnd is the one end scheduled for a connection: the earliest of
+// a grant's expiry and an unload's delay.
+type scheduledEnd struct {
+	timer *time.Timer
+	at    time.Time
 }
 
 // Reasons a hijacked connection ends, besides the hub's and those of
@@ -80,7 +87,8 @@ func (c *conn) Send(m *message.Message) bool {
 		c.mu.Unlock()
 		return true
 	}
-	if c.frames >= c.limitFrames || c.pending > 0 && c.limitBytes > 0 && c.pending+m.Size() > c.limitBytes {
+	limitFrames, limitBytes := c.hub.QueueLimits()
+	if c.frames >= limitFrames || c.pending > 0 && limitBytes > 0 && c.pending+m.Size() > limitBytes {
 		c.mu.Unlock()
 		return false
 	}
@@ -149,9 +157,12 @@ func (c *conn) unlockAndKick() {
 	queue := c.markDirtyLocked()
 	c.mu.Unlock()
 	if queue {
-		c.shard.push(c)
+		c.shard().push(c)
 	}
 }
+
+// shard is the writer the connection's socket belongs to.
+func (c *conn) shard() *shard { return c.pool.shards[c.fd%len(c.pool.shards)] }
 
 // markDirtyLocked reports whether the connection must join its shard's
 // list: it is not there yet, nor waiting for the socket.
@@ -175,7 +186,7 @@ func (c *conn) flush() {
 	for len(c.out) > 0 {
 		// flush runs on the shard's writer goroutine, whose iovec array
 		// is reused.
-		n, err := c.shard.writer.write(c.fd, c.out[0][c.offset:], c.out[1:])
+		n, err := c.shard().writer.write(c.fd, c.out[0][c.offset:], c.out[1:])
 		if err == nil {
 			c.advanceLocked(n)
 		}
@@ -306,11 +317,11 @@ func (c *conn) close(reason error) {
 	}
 	c.closed = true
 	c.out = nil
-	for _, t := range c.timers {
-		t.Stop()
+	if c.end != nil {
+		c.end.timer.Stop()
 	}
 	sub := c.sub
-	c.pool.poller.remove(c)
+	c.pool.forget(c) // before the fd number can be reused
 	unix.Close(c.fd)
 	c.mu.Unlock()
 	if sub != nil {
@@ -322,7 +333,18 @@ func (c *conn) close(reason error) {
 	if c.release != nil {
 		c.release()
 	}
-	c.pool.forget(c)
+}
+
+// endByLocked schedules the connection's end, for reason, at the latest
+// at: an end already due sooner stays.
+func (c *conn) endByLocked(at time.Time, reason error) {
+	if c.closed || c.end != nil && !at.Before(c.end.at) {
+		return
+	}
+	if c.end != nil {
+		c.end.timer.Stop()
+	}
+	c.end = &scheduledEnd{timer: time.AfterFunc(time.Until(at), func() { c.Close(reason) }), at: at}
 }
 
 var _ hub.Sink = (*conn)(nil)

@@ -4,7 +4,6 @@ package direct
 
 import (
 	"errors"
-	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,45 +17,32 @@ import (
 // and no goroutine waits on them there.
 type poller struct {
 	epfd int
-
-	mu    sync.Mutex
-	conns map[int32]*conn
+	// lookup finds the connection of an event's fd and generation.
+	lookup func(fd int32, gen uint32) *conn
 
 	stop chan struct{}
 	done chan struct{}
 }
 
-func newPoller() (*poller, error) {
+func newPoller(lookup func(fd int32, gen uint32) *conn) (*poller, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
 	}
-	p := &poller{epfd: epfd, conns: make(map[int32]*conn), stop: make(chan struct{}), done: make(chan struct{})}
+	p := &poller{epfd: epfd, lookup: lookup, stop: make(chan struct{}), done: make(chan struct{})}
 	go p.loop()
 	return p, nil
 }
 
-// add watches a connection: hangups always, writability edge-triggered.
+// add watches a listed connection: hangups always, writability
+// edge-triggered. Its events carry its generation.
 func (p *poller) add(c *conn) error {
-	p.mu.Lock()
-	p.conns[int32(c.fd)] = c
-	p.mu.Unlock()
-	ev := unix.EpollEvent{Events: unix.EPOLLRDHUP | unix.EPOLLHUP | unix.EPOLLERR | unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLET, Fd: int32(c.fd)}
-	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev); err != nil {
-		p.remove(c)
-		return err
-	}
-	return nil
+	ev := unix.EpollEvent{Events: unix.EPOLLRDHUP | unix.EPOLLHUP | unix.EPOLLERR | unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLET, Fd: int32(c.fd), Pad: int32(c.gen)}
+	return unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev)
 }
 
-// remove stops watching a connection. It must run before the fd is closed,
-// or a reused fd number could be taken for the old connection.
+// remove stops watching a connection. It must run before the fd is closed.
 func (p *poller) remove(c *conn) {
-	p.mu.Lock()
-	if p.conns[int32(c.fd)] == c {
-		delete(p.conns, int32(c.fd))
-	}
-	p.mu.Unlock()
 	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 }
 
@@ -80,9 +66,7 @@ func (p *poller) loop() {
 			return
 		}
 		for _, ev := range events[:n] {
-			p.mu.Lock()
-			c := p.conns[ev.Fd]
-			p.mu.Unlock()
+			c := p.lookup(ev.Fd, uint32(ev.Pad))
 			if c == nil {
 				continue
 			}

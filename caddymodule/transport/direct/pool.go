@@ -40,13 +40,23 @@ type Pool struct {
 	// write timeouts, which a delivery reads instead of the time.
 	tick atomic.Uint32
 
-	mu      sync.Mutex
-	conns   map[*conn]struct{}
-	unloads map[<-chan struct{}][]*conn
+	mu sync.Mutex
+	// conns are the connections held, by fd: the poller's events name
+	// them by it.
+	conns   map[int32]*conn
+	gen     uint32 // numbers the connections taken
+	unloads map[<-chan struct{}]unloadGroup
 	closed  bool
 
 	stop chan struct{}
 	wg   sync.WaitGroup
+}
+
+// unloadGroup is what one handler generation took, and how long its
+// connections live on once it is unloaded.
+type unloadGroup struct {
+	closeDelay time.Duration
+	conns      []*conn
 }
 
 // heartbeatTick is how often idle sockets are checked for a due heartbeat.
@@ -54,16 +64,16 @@ const heartbeatTick = time.Second
 
 // New starts a pool.
 func New() (*Pool, error) {
-	poller, err := newPoller()
+	p := &Pool{
+		conns:   make(map[int32]*conn),
+		unloads: make(map[<-chan struct{}]unloadGroup),
+		stop:    make(chan struct{}),
+	}
+	poller, err := newPoller(p.lookup)
 	if err != nil {
 		return nil, fmt.Errorf("epoll: %w", err)
 	}
-	p := &Pool{
-		poller:  poller,
-		conns:   make(map[*conn]struct{}),
-		unloads: make(map[<-chan struct{}][]*conn),
-		stop:    make(chan struct{}),
-	}
+	p.poller = poller
 	for range runtime.GOMAXPROCS(0) {
 		s := &shard{wake: make(chan struct{}, 1)}
 		p.shards = append(p.shards, s)
@@ -142,29 +152,25 @@ func (p *Pool) take(w http.ResponseWriter, h *hub.Hub, held Held, s *Stream, hea
 		socket.Close()
 		return nil, true
 	}
-	frames, bytes := h.QueueLimits()
 	c = &conn{
-		pool:        p,
-		fd:          fd,
-		stream:      s,
-		out:         [][]byte{head},
-		pending:     len(head),
-		waitTick:    p.tick.Load(),
-		limitFrames: frames,
-		limitBytes:  bytes,
-		closeDelay:  held.CloseDelay,
+		pool:     p,
+		hub:      h,
+		fd:       fd,
+		stream:   s,
+		out:      [][]byte{head},
+		pending:  len(head),
+		waitTick: p.tick.Load(),
 	}
 	if held.TakeRelease != nil {
 		c.release = held.TakeRelease()
 	}
-	c.shard = p.shards[c.fd%len(p.shards)]
 	return c, true
 }
 
 // watch lists a taken connection in the pool and under epoll, and sets
 // the end of its grant. The connection is closed if that fails.
 func (p *Pool) watch(c *conn, held Held) error {
-	if !p.track(c, held.Unload) {
+	if !p.track(c, held) {
 		c.close(hub.ErrHubClosed) // the pool is closing
 		return hub.ErrHubClosed
 	}
@@ -182,10 +188,7 @@ func (p *Pool) watch(c *conn, held Held) error {
 func (c *conn) ExpireAt(until time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
-		return
-	}
-	c.timers = append(c.timers, time.AfterFunc(time.Until(until), func() { c.Close(ErrExpired) }))
+	c.endByLocked(until, ErrExpired)
 }
 
 // headerValueBreaks removes line breaks from a header value: one would end
@@ -255,18 +258,23 @@ func ownSocket(c net.Conn) (int, error) {
 }
 
 // track lists a connection, and under its handler's unload signal.
-func (p *Pool) track(c *conn, unload <-chan struct{}) bool {
+func (p *Pool) track(c *conn, held Held) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return false
 	}
-	p.conns[c] = struct{}{}
+	p.gen++
+	c.gen = p.gen
+	p.conns[int32(c.fd)] = c
+	unload := held.Unload
 	if unload == nil {
 		return true
 	}
 	group, seen := p.unloads[unload]
-	p.unloads[unload] = append(group, c)
+	group.closeDelay = held.CloseDelay
+	group.conns = append(group.conns, c)
+	p.unloads[unload] = group
 	if !seen {
 		p.wg.Add(1)
 		go func() {
@@ -297,10 +305,27 @@ func (p *Pool) spawn(fn func()) bool {
 	return true
 }
 
+// lookup finds the connection an epoll event is about: nil if it is
+// gone, or if its fd number now belongs to a later one.
+func (p *Pool) lookup(fd int32, gen uint32) *conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c := p.conns[fd]; c != nil && c.gen == gen {
+		return c
+	}
+	return nil
+}
+
+// forget stops listing and watching a connection. It runs under the
+// connection's lock, before its fd is closed: once closed, the number
+// may be another connection's.
 func (p *Pool) forget(c *conn) {
 	p.mu.Lock()
-	delete(p.conns, c)
+	if p.conns[int32(c.fd)] == c {
+		delete(p.conns, int32(c.fd))
+	}
 	p.mu.Unlock()
+	p.poller.remove(c)
 }
 
 // unload ends the connections taken by an unloaded handler, each after the
@@ -311,15 +336,13 @@ func (p *Pool) unload(unload <-chan struct{}) {
 	group := p.unloads[unload]
 	delete(p.unloads, unload)
 	p.mu.Unlock()
-	for _, c := range group {
-		delay := c.closeDelay
+	for _, c := range group.conns {
+		delay := group.closeDelay
 		if delay > 0 {
 			delay += rand.N(delay)
 		}
 		c.mu.Lock()
-		if !c.closed {
-			c.timers = append(c.timers, time.AfterFunc(delay, func() { c.Close(ErrUnload) }))
-		}
+		c.endByLocked(time.Now().Add(delay), ErrUnload)
 		c.mu.Unlock()
 	}
 }
@@ -335,7 +358,7 @@ func (p *Pool) heartbeats() {
 		case <-t.C:
 			p.tick.Add(1)
 			p.mu.Lock()
-			for c := range p.conns {
+			for _, c := range p.conns {
 				conns = append(conns, c)
 			}
 			p.mu.Unlock()
@@ -370,7 +393,7 @@ func (p *Pool) Close() {
 	}
 	p.closed = true
 	conns := make([]*conn, 0, len(p.conns))
-	for c := range p.conns {
+	for _, c := range p.conns {
 		conns = append(conns, c)
 	}
 	p.mu.Unlock()

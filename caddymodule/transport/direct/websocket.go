@@ -205,7 +205,8 @@ func (c *conn) control(frame []byte) {
 		c.mu.Unlock()
 		return
 	}
-	if c.frames >= c.limitFrames || c.limitBytes > 0 && c.pending+len(frame) > c.limitBytes {
+	limitFrames, limitBytes := c.hub.QueueLimits()
+	if c.frames >= limitFrames || limitBytes > 0 && c.pending+len(frame) > limitBytes {
 		c.mu.Unlock()
 		c.Close(hub.ErrSlowConsumer)
 		return
