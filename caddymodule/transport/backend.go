@@ -68,7 +68,7 @@ func (f *Forwarder) post(c *wsConn, data json.RawMessage) (message.Draft, *backe
 		return message.Draft{}, &backendError{http.StatusInternalServerError, "backend request: " + err.Error()}
 	}
 	for _, name := range forwardedHeaders {
-		if v := c.req.Header.Values(name); len(v) > 0 {
+		if v := c.upgrade.header.Values(name); len(v) > 0 {
 			req.Header[name] = v
 		}
 	}

@@ -72,17 +72,17 @@ type wsConn struct {
 	link wsLink
 	hub  *hub.Hub
 	opts *Options
-	// req is what later requests are judged and forwarded by: the upgrade
-	// request's headers and URL, without its context.
-	req *http.Request
+	// upgrade is what later requests are judged and forwarded by.
+	upgrade upgradeRequest
 	// clientAddr is the client's address as Caddy determined it, for
 	// X-Forwarded-For on backend calls; empty without ClientAddr.
 	clientAddr string
 
 	mu       sync.Mutex
-	id       string                       // made when a backend call first needs it
-	subs     map[string]*hub.Subscription // by channel; nil once closed
-	inFlight int                          // backend requests waiting
+	id       string       // made when a backend call first needs it
+	subs     []channelSub // a handful: a list costs less than a map
+	closed   bool         // no more subscriptions
+	inFlight int          // backend requests waiting
 
 	ctx    context.Context // ends with the connection; cancels backend calls
 	cancel context.CancelFunc
@@ -96,13 +96,12 @@ type wsConn struct {
 func newWSConn(r *http.Request, h *hub.Hub, opts *Options, link wsLink) *wsConn {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &wsConn{
-		link:   link,
-		hub:    h,
-		opts:   opts,
-		req:    detachedRequest(ctx, r),
-		subs:   make(map[string]*hub.Subscription),
-		ctx:    ctx,
-		cancel: cancel,
+		link:    link,
+		hub:     h,
+		opts:    opts,
+		upgrade: keepUpgrade(r),
+		ctx:     ctx,
+		cancel:  cancel,
 	}
 	if opts.ClientAddr != nil {
 		c.clientAddr = opts.ClientAddr(r)
@@ -122,28 +121,55 @@ var keptHeaders = func() []string {
 	return kept
 }()
 
-// detachedRequest is a request with r's method, URL, addresses and the
-// kept headers, in ctx: what authorization reads (cookies, token), without
-// what the handler chain hung on r's context.
-func detachedRequest(ctx context.Context, r *http.Request) *http.Request {
+// upgradeRequest is what a connection keeps of its upgrade request: the
+// URL, addresses and kept headers that authorization reads (cookies,
+// token) and backend calls forward. Not the request itself: what the
+// handler chain hung on its context holds the hijacked connection's
+// buffers.
+type upgradeRequest struct {
+	uri        string // path and query: a parsed URL costs ten times more
+	host       string
+	remoteAddr string
+	header     http.Header
+}
+
+func keepUpgrade(r *http.Request) upgradeRequest {
 	header := make(http.Header, len(keptHeaders))
 	for _, name := range keptHeaders {
 		if v := r.Header[name]; len(v) > 0 {
 			header[name] = v
 		}
 	}
-	d := &http.Request{
-		Method:     r.Method,
-		URL:        r.URL,
-		Proto:      r.Proto,
-		ProtoMajor: r.ProtoMajor,
-		ProtoMinor: r.ProtoMinor,
-		Header:     header,
-		Host:       r.Host,
-		RemoteAddr: r.RemoteAddr,
-		RequestURI: r.RequestURI,
+	// A copy: a URI without a query is a piece of the request line.
+	uri := strings.Clone(r.URL.RequestURI())
+	return upgradeRequest{uri: uri, host: r.Host, remoteAddr: r.RemoteAddr, header: header}
+}
+
+// request rebuilds the upgrade request in ctx, for authorization.
+func (u upgradeRequest) request(ctx context.Context) *http.Request {
+	parsed, err := url.ParseRequestURI(u.uri)
+	if err != nil {
+		parsed = &url.URL{Path: "/"} // it was a request's URL: not reached
 	}
-	return d.WithContext(ctx)
+	r := &http.Request{
+		Method:     http.MethodGet,
+		URL:        parsed,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     u.header,
+		Host:       u.host,
+		RemoteAddr: u.remoteAddr,
+		RequestURI: u.uri,
+	}
+	return r.WithContext(ctx)
+}
+
+// channelSub is a channel a connection subscribed, and the subscription
+// that holds it (one may hold several).
+type channelSub struct {
+	channel string
+	sub     *hub.Subscription
 }
 
 // start subscribes the channels of the upgrade request, and starts the
@@ -258,7 +284,7 @@ func (c *wsConn) handle(data []byte) {
 func (c *wsConn) handleSubscribe(f clientFrame) {
 	cursor, _ := message.ParseCursor(f.LastID) // checked by decodeClientFrame
 	if auth := c.opts.WebSocket.Authorize; auth != nil {
-		until, err := auth(c.req, f.Channel)
+		until, err := auth(c.upgrade.request(c.ctx), f.Channel)
 		if err != nil {
 			c.fail(f.Ref, f.Channel, statusOf(err), err.Error())
 			return
@@ -274,8 +300,14 @@ func (c *wsConn) handleSubscribe(f clientFrame) {
 
 func (c *wsConn) handleUnsubscribe(f clientFrame) {
 	c.mu.Lock()
-	sub := c.subs[f.Channel]
-	delete(c.subs, f.Channel)
+	var sub *hub.Subscription
+	c.subs = slices.DeleteFunc(c.subs, func(cs channelSub) bool {
+		if cs.channel == f.Channel {
+			sub = cs.sub
+			return true
+		}
+		return false
+	})
 	c.mu.Unlock()
 	if sub == nil || !sub.Leave(f.Channel) {
 		c.fail(f.Ref, f.Channel, http.StatusNotFound, "not subscribed to this channel")
@@ -290,17 +322,18 @@ func (c *wsConn) handleUnsubscribe(f clientFrame) {
 func (c *wsConn) subscribe(channels []string, cursor message.Cursor, ref string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.subs == nil {
+	if c.closed {
 		return errConnectionClosed
 	}
+	held := c.heldLocked()
 	var fresh []string
 	for _, ch := range channels {
-		if sub := c.subs[ch]; sub != nil && slices.Contains(sub.Channels(), ch) {
+		if slices.Contains(held, ch) {
 			continue // already held: subscribing twice is harmless
 		}
 		fresh = append(fresh, ch)
 	}
-	if len(c.heldLocked())+len(fresh) > c.opts.WebSocket.MaxChannels {
+	if len(held)+len(fresh) > c.opts.WebSocket.MaxChannels {
 		return fmt.Errorf("more than %d channels on one connection", c.opts.WebSocket.MaxChannels)
 	}
 	notices := make([]*message.Message, 0, len(channels))
@@ -316,17 +349,21 @@ func (c *wsConn) subscribe(channels []string, cursor message.Cursor, ref string)
 	if err != nil {
 		return err
 	}
+	// A channel held before and let go since (deleted) is listed anew.
+	c.subs = slices.DeleteFunc(c.subs, func(cs channelSub) bool { return slices.Contains(fresh, cs.channel) })
 	for _, ch := range fresh {
-		c.subs[ch] = sub
+		c.subs = append(c.subs, channelSub{ch, sub})
 	}
 	return nil
 }
 
+// heldLocked lists the channels still held: a subscription lets go of a
+// deleted channel on its own.
 func (c *wsConn) heldLocked() []string {
 	var held []string
-	for ch, sub := range c.subs {
-		if slices.Contains(sub.Channels(), ch) {
-			held = append(held, ch)
+	for _, cs := range c.subs {
+		if slices.Contains(cs.sub.Channels(), cs.channel) {
+			held = append(held, cs.channel)
 		}
 	}
 	return held
@@ -365,10 +402,10 @@ func refDetail(ref string) map[string]any {
 func (c *wsConn) closeSubscriptions() {
 	c.mu.Lock()
 	subs := c.subs
-	c.subs = nil
+	c.subs, c.closed = nil, true
 	c.mu.Unlock()
-	for _, sub := range subs {
-		sub.Close() // several channels may share one; Close is idempotent
+	for _, cs := range subs {
+		cs.sub.Close() // several channels may share one; Close is idempotent
 	}
 }
 
