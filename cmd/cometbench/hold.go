@@ -17,7 +17,7 @@ import (
 	"unsafe"
 )
 
-// Held streams (SSE, NDJSON) are read by one poller goroutine over one
+// Held streams (SSE, NDJSON, WebSocket) are read by one poller goroutine over one
 // epoll instance, not by a goroutine per connection. The reason is cost: the
 // client has one core, like the server, and must stay well under the
 // server's cost per delivery or it measures itself. A goroutine blocked in
@@ -46,15 +46,37 @@ type poller struct {
 	closeOnce     sync.Once
 }
 
-// heldConn is one stream handed to the poller: its socket, the decoders of
-// its body, and where to report its end.
+// heldConn is one stream handed to the poller: its socket, the decoder of
+// what it carries, and where to report its end.
 type heldConn struct {
-	fd    int
-	gen   int32 // tells a reused fd number from the connection it was
+	fd     int
+	gen    int32 // tells a reused fd number from the connection it was
+	decode decoder
+	ended  chan error // buffered: receives the reason, once
+}
+
+// decoder turns what a held connection reads into lines or messages. w
+// takes what must go back to the server (a WebSocket's pongs).
+type decoder interface {
+	feed(b []byte, w io.Writer) error
+}
+
+// streamDecoder reads a streamed response body: transfer coding, then
+// lines.
+type streamDecoder struct {
 	body  bodyDecoder
 	lines lineSplitter
 	line  func([]byte) error // one complete line of the stream
-	ended chan error         // buffered: receives the reason, once
+}
+
+func newStreamDecoder(resp *http.Response, maxLine int, line func([]byte) error) *streamDecoder {
+	return &streamDecoder{body: newBodyDecoder(resp), lines: lineSplitter{max: maxLine}, line: line}
+}
+
+func (d *streamDecoder) feed(b []byte, _ io.Writer) error {
+	return d.body.feed(b, func(data []byte) error {
+		return d.lines.feed(data, d.line)
+	})
 }
 
 func newPoller(delay time.Duration) (*poller, error) {
@@ -71,7 +93,7 @@ func newPoller(delay time.Duration) (*poller, error) {
 // Go's own poller, buffered bytes already read past the response head are
 // decoded first, and the rest is read by the loop. The returned channel
 // receives why the stream ended; stop closes it early.
-func (p *poller) hold(conn net.Conn, br *bufio.Reader, resp *http.Response, line func([]byte) error) (ended <-chan error, stop func(), err error) {
+func (p *poller) hold(conn net.Conn, br *bufio.Reader, d decoder) (ended <-chan error, stop func(), err error) {
 	tc, ok := conn.(*net.TCPConn)
 	if !ok {
 		return nil, nil, errors.New("hold: not a TCP connection")
@@ -90,13 +112,7 @@ func (p *poller) hold(conn net.Conn, br *bufio.Reader, resp *http.Response, line
 		syscall.Close(fd)
 		return nil, nil, fmt.Errorf("hold: %w", err)
 	}
-	c := &heldConn{
-		fd:    fd,
-		body:  newBodyDecoder(resp),
-		lines: lineSplitter{max: len(p.buf)},
-		line:  line,
-		ended: make(chan error, 1),
-	}
+	c := &heldConn{fd: fd, decode: d, ended: make(chan error, 1)}
 	// What the response head's reader took past the head is the start of
 	// the body.
 	var pre []byte
@@ -204,11 +220,20 @@ func (p *poller) close() {
 	p.closeOnce.Do(func() { close(p.done) }) // the loop sees it within one wait
 }
 
-// feed decodes bytes of the stream: transfer coding, then lines.
-func (c *heldConn) feed(b []byte) error {
-	return c.body.feed(b, func(data []byte) error {
-		return c.lines.feed(data, c.line)
-	})
+// feed decodes bytes read from the socket.
+func (c *heldConn) feed(b []byte) error { return c.decode.feed(b, c) }
+
+// Write sends a decoder's answer on the socket, which is non-blocking: a
+// few bytes that do not fit at once end the connection.
+func (c *heldConn) Write(b []byte) (int, error) {
+	n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(c.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	switch {
+	case errno != 0:
+		return 0, fmt.Errorf("write: %w", errno)
+	case int(n) < len(b):
+		return int(n), io.ErrShortWrite
+	}
+	return int(n), nil
 }
 
 // bodyDecoder undoes the transfer coding of a streamed response body
@@ -333,15 +358,14 @@ func (l *lineSplitter) feed(b []byte, line func([]byte) error) error {
 var goroutineReaders bool
 
 // readHeld reads a held stream on the calling goroutine until it ends.
-func readHeld(ctx context.Context, conn net.Conn, br *bufio.Reader, resp *http.Response, line func([]byte) error, bufSize int) error {
+func readHeld(ctx context.Context, conn net.Conn, br *bufio.Reader, d decoder, bufSize int) error {
 	defer conn.Close()
 	defer context.AfterFunc(ctx, func() { conn.Close() })()
-	c := &heldConn{body: newBodyDecoder(resp), lines: lineSplitter{max: bufSize}, line: line}
 	buf := make([]byte, bufSize)
 	for {
 		n, err := br.Read(buf)
 		if n > 0 {
-			if err := c.feed(buf[:n]); err != nil {
+			if err := d.feed(buf[:n], conn); err != nil {
 				return err
 			}
 		}

@@ -41,16 +41,15 @@ func sessionFor(transport string) session {
 
 // subEnv is what the subscribers of one process share.
 type subEnv struct {
-	target   *target
-	url      *url.URL // the subscribe URL, before per-request parameters
-	dialer   *dialer
-	tracker  *tracker
-	session  session
-	bufSize  int           // line buffer: fits the largest framed message
-	sem      chan struct{} // bounds connects in flight (listen backlogs are finite)
-	lpWait   int           // long-poll hold, in seconds
-	wsClient *http.Client  // WebSocket handshakes, dialing through dialer
-	poller   *poller       // reads held streams (SSE, NDJSON)
+	target  *target
+	url     *url.URL // the subscribe URL, before per-request parameters
+	dialer  *dialer
+	tracker *tracker
+	session session
+	bufSize int           // line buffer: fits the largest framed message
+	sem     chan struct{} // bounds connects in flight (listen backlogs are finite)
+	lpWait  int           // long-poll hold, in seconds
+	poller  *poller       // reads held streams (SSE, NDJSON, WebSocket)
 
 	pending   atomic.Int64  // subscribers not yet up once
 	giveUp    chan struct{} // closed when connecting is over: who never came up stops trying
@@ -77,7 +76,7 @@ func newSubEnv(t *target, channel string, d *dialer, tr *tracker, n, size, conne
 		allUp:   make(chan struct{}),
 		giveUp:  make(chan struct{}),
 	}
-	if (t.transport == transportSSE || t.transport == transportStream) && !goroutineReaders {
+	if t.transport != transportLongPoll && !goroutineReaders {
 		if env.poller, err = newPoller(pollDelay); err != nil {
 			return nil, err
 		}
@@ -86,11 +85,6 @@ func newSubEnv(t *target, channel string, d *dialer, tr *tracker, n, size, conne
 	if n == 0 {
 		close(env.allUp)
 	}
-	env.wsClient = &http.Client{Transport: &http.Transport{
-		DialContext:       d.dial,
-		DisableKeepAlives: true,
-		Proxy:             nil, // loopback only, whatever the environment says
-	}}
 	return env, nil
 }
 
@@ -278,11 +272,11 @@ func roundTrip(conn net.Conn, br *bufio.Reader, u *url.URL, hdr http.Header, dea
 
 // hold hands a streaming response to the env's poller and waits for the
 // stream to end or ctx to.
-func (s *subscriber) hold(ctx context.Context, conn net.Conn, br *bufio.Reader, resp *http.Response, line func([]byte) error) error {
+func (s *subscriber) hold(ctx context.Context, conn net.Conn, br *bufio.Reader, d decoder) error {
 	if s.env.poller == nil {
-		return readHeld(ctx, conn, br, resp, line, s.env.bufSize)
+		return readHeld(ctx, conn, br, d, s.env.bufSize)
 	}
-	ended, stop, err := s.env.poller.hold(conn, br, resp, line)
+	ended, stop, err := s.env.poller.hold(conn, br, d)
 	if err != nil {
 		conn.Close()
 		return err

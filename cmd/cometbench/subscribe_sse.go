@@ -26,7 +26,7 @@ func sseSession(ctx context.Context, s *subscriber) error {
 	}
 	s.up()
 	p := &sseParser{s: s}
-	return s.hold(ctx, conn, br, resp, p.line)
+	return s.hold(ctx, conn, br, newStreamDecoder(resp, s.env.bufSize, p.line))
 }
 
 // sseParser turns lines into events, handing each dispatched event's data

@@ -30,12 +30,12 @@ func streamSession(ctx context.Context, s *subscriber) error {
 		return statusError(resp)
 	}
 	s.up()
-	return s.hold(ctx, conn, br, resp, func(line []byte) error {
+	return s.hold(ctx, conn, br, newStreamDecoder(resp, s.env.bufSize, func(line []byte) error {
 		if len(line) > 0 { // an empty line is a heartbeat
 			s.envelope(line)
 		}
 		return nil
-	})
+	}))
 }
 
 // envelope handles one frame that may be a cometbox envelope: its id becomes

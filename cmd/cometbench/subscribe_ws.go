@@ -4,65 +4,53 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"time"
-
-	"github.com/coder/websocket"
+	"net/http"
 )
 
 // wsSession holds one WebSocket (RFC 6455). With cometbox the channel comes
 // from the URL and the socket is live once the comet.subscribed notice
 // arrives (README "Transports"; SPEC §3: registered before that notice); it
 // resumes with ?last_id=. Nchan sends each message as one text frame and is
-// live after the handshake; it does not resume here.
+// live after the handshake; it does not resume here. The handshake is
+// plain HTTP/1.1; then the poller reads the socket's frames like a
+// stream's lines.
 func wsSession(ctx context.Context, s *subscriber) error {
 	u := *s.env.url
-	switch u.Scheme {
-	case "http":
-		u.Scheme = "ws"
-	case "https":
-		u.Scheme = "wss"
-	}
-	if s.env.target.name == targetCometbox && len(s.cursor) > 0 {
+	comet := s.env.target.name == targetCometbox
+	if comet && len(s.cursor) > 0 {
 		q := u.Query()
 		q.Set("last_id", string(s.cursor))
 		u.RawQuery = q.Encode()
 	}
-	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	conn, _, err := websocket.Dial(dctx, u.String(), &websocket.DialOptions{
-		HTTPClient:      s.env.wsClient,
-		CompressionMode: websocket.CompressionDisabled,
-	})
-	cancel()
-	if err != nil {
-		return fmt.Errorf("websocket dial: %w", err)
+	key, accept := wsKey()
+	hdr := http.Header{
+		"Upgrade":               {"websocket"},
+		"Connection":            {"Upgrade"},
+		"Sec-WebSocket-Key":     {key},
+		"Sec-WebSocket-Version": {"13"},
 	}
-	defer conn.CloseNow()
-	// Reads take a context that never ends: a cancellable one costs
-	// coder/websocket a timer per read, which the client cannot afford at
-	// 100,000 frames a second. The run's end closes the socket instead.
-	defer context.AfterFunc(ctx, func() { conn.CloseNow() })()
-	conn.SetReadLimit(int64(s.env.bufSize))
-	if s.env.target.name != targetCometbox {
+	conn, br, resp, err := s.openHTTP(ctx, &u, hdr)
+	if err != nil {
+		return fmt.Errorf("websocket: %w", err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		conn.Close()
+		return statusError(resp)
+	}
+	if got := resp.Header.Get("Sec-WebSocket-Accept"); got != accept {
+		conn.Close()
+		return fmt.Errorf("websocket: Sec-WebSocket-Accept %q, want %q", got, accept)
+	}
+	if !comet {
 		s.up()
 	}
-	var buf bytes.Buffer
-	for {
-		typ, r, err := conn.Reader(context.Background())
-		if err != nil {
-			return fmt.Errorf("websocket read: %w", err)
-		}
-		buf.Reset()
-		if _, err := buf.ReadFrom(r); err != nil {
-			return fmt.Errorf("websocket read: %w", err)
-		}
-		if typ != websocket.MessageText {
-			continue
-		}
-		frame := buf.Bytes()
-		if s.env.target.name == targetCometbox && bytes.Contains(frame, []byte(`"event":"comet.subscribed"`)) {
+	d := &wsDecoder{max: s.env.bufSize, message: func(frame []byte) error {
+		if comet && bytes.Contains(frame, []byte(`"event":"comet.subscribed"`)) {
 			s.up()
-			continue
+			return nil
 		}
 		s.envelope(frame)
-	}
+		return nil
+	}}
+	return s.hold(ctx, conn, br, d)
 }
