@@ -123,7 +123,7 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.BoolVar(&c.Quiet, "q", false, "no progress lines on stderr")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write the client's CPU profile here (is the client the bottleneck?)")
 	fs.DurationVar(&c.PollDelay, "poll-delay", 500*time.Microsecond, "epoll readers: pause after a wait that found few sockets ready (batches wake-ups; adds at most this to latency)")
-	readers := fs.String("readers", "epoll", "how held SSE/NDJSON streams are read: epoll (one poller) or goroutine (one per connection)")
+	readers := fs.String("readers", "epoll", "how held SSE, NDJSON and WebSocket streams are read: epoll (one poller) or goroutine (one per connection)")
 	fs.BoolVar(&c.Child, "child", false, "internal: run as a -procs child")
 	fs.StringVar(&c.Run, "run", "", "internal: run token")
 	if err := fs.Parse(args); err != nil {
