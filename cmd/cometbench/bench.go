@@ -112,6 +112,7 @@ func runBench(cfg *config) int {
 	start := sample("start")
 	clientStart := selfCPU()
 	coreStart, coreErr := readCoreTimes(cfg.ServerCore)
+	clientCoreStart, clientCoreErr := readCoreTimes(cfg.ClientCore)
 	var pr pubResult
 	if cfg.Messages > 0 {
 		logf("publishing %d × %d B (rate %g/s, concurrency %d, window %d)", cfg.Messages, cfg.Size, cfg.Plan.Rate, cfg.Plan.Concurrency, cfg.Plan.Window)
@@ -124,6 +125,7 @@ func runBench(cfg *config) int {
 	}
 	end := sample("after")
 	coreEnd, coreEndErr := readCoreTimes(cfg.ServerCore)
+	clientCoreEnd, clientCoreEndErr := readCoreTimes(cfg.ClientCore)
 
 	rep.fill(g, pr)
 	rep.fillServer(before, idle, start, end)
@@ -135,6 +137,10 @@ func runBench(cfg *config) int {
 		}
 		if cfg.ServerCore >= 0 && coreErr == nil && coreEndErr == nil {
 			rep.fillCore(cfg.ServerCore, coreStart.use(coreEnd, clockTicks))
+		}
+		if cfg.ClientCore >= 0 && clientCoreErr == nil && clientCoreEndErr == nil {
+			use := clientCoreStart.use(clientCoreEnd, clockTicks)
+			rep.ClientCore, rep.ClientCoreNumber = &use, cfg.ClientCore
 		}
 	}
 	rep.printTable(os.Stdout)

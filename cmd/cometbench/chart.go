@@ -140,17 +140,14 @@ func writeMarkdown(w io.Writer, reps []*report) {
 		fmt.Fprintln(w)
 	}
 	if len(fan) > 0 {
-		fmt.Fprintln(w, "| workload | server | subscribers | deliveries/s | vs Nchan | p50 / p90 / p99 / max latency (ms) | server CPU per delivery | server core per delivery (busy, softirq) | busy: server / client | RSS per subscriber | lost / dup |")
+		fmt.Fprintln(w, "| workload | server | subscribers | deliveries/s | vs Nchan | p50 / p90 / p99 / max latency (ms) | server CPU per delivery | server core per delivery (busy, softirq) | cores busy: server / client | RSS per subscriber | lost / dup |")
 		fmt.Fprintln(w, "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|")
 		for _, r := range fan {
 			ratio := ""
 			if p := peerOf(reps, r); p != nil && p.DeliveriesPS > 0 {
 				ratio = fmt.Sprintf("%.2f×", r.DeliveriesPS/p.DeliveriesPS)
 			}
-			busy := fmt.Sprintf("%.0f %% / %.0f %%", 100*r.ServerBusy, 100*r.ClientBusy)
-			if r.ClientBusy == 0 {
-				busy = fmt.Sprintf("%.0f %% / –", 100*r.ServerBusy)
-			}
+			busy := busyColumn(r)
 			core := "–"
 			if c := r.ServerCore; c != nil {
 				core = fmt.Sprintf("%.2f µs (%.0f %%, %.0f %%)", r.ServerCorePerDel, 100*c.Busy, 100*c.Softirq)
@@ -161,6 +158,23 @@ func writeMarkdown(w io.Writer, reps []*report) {
 				r.ServerCPUPerDel, core, busy, r.RSSPerSubKiB, r.Lost, r.Duplicated)
 		}
 	}
+}
+
+// busyColumn says who set the pace: how busy the server's and the
+// client's cores were while publishing, read whole when the run knew them
+// (-server-core, -client-core), else the processes' own CPU time.
+func busyColumn(r *report) string {
+	server, client := r.ServerBusy, r.ClientBusy
+	if r.ServerCore != nil {
+		server = r.ServerCore.Busy
+	}
+	if r.ClientCore != nil {
+		client = r.ClientCore.Busy
+	}
+	if client == 0 {
+		return fmt.Sprintf("%.0f %% / –", 100*server)
+	}
+	return fmt.Sprintf("%.0f %% / %.0f %%", 100*server, 100*client)
 }
 
 func thousands(v float64) string {

@@ -197,7 +197,7 @@ for wl in $WORKLOADS; do
 		# shellcheck disable=SC2046 # workload_args is a list of flags
 		if ! timeout --kill-after=10 "$RUN_TIMEOUT" taskset -c "$CLIENT_CPU" "$BIN/cometbench" \
 			-target "$srv" -workload "$wl" -subscribers "$N" -procs "$PROCS" \
-			-pid "$SERVER_PIDS" -server-core "$SERVER_CPU" -timeout "$((RUN_TIMEOUT - 10))s" \
+			-pid "$SERVER_PIDS" -server-core "$SERVER_CPU" -client-core "$CLIENT_CPU" -timeout "$((RUN_TIMEOUT - 10))s" \
 			$(workload_args "$wl") -json "$OUT/$wl-$srv.json" \
 			>"$OUT/$wl-$srv.txt" 2>"$OUT/$wl-$srv.log"; then
 			log "$wl on $srv: cometbench exited non-zero (see $OUT/$wl-$srv.log)"

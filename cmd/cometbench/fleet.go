@@ -48,7 +48,8 @@ type groupResult struct {
 	Resets      int64        `json:"resets"`
 	Reconnects  int64        `json:"reconnects"`
 	Latency     histSnapshot `json:"latency"`
-	LastRecv    []int64      `json:"last_recv"` // by seq: unix nanos
+	LastRecv    []int64      `json:"last_recv"`  // by seq: unix nanos
+	FirstRecv   []int64      `json:"first_recv"` // by seq: unix nanos
 	ClientCPU   float64      `json:"client_cpu_s"`
 	Errors      []string     `json:"errors,omitempty"`
 }
@@ -70,6 +71,14 @@ func (g *groupResult) merge(o groupResult) {
 	}
 	for i, v := range o.LastRecv {
 		g.LastRecv[i] = max(g.LastRecv[i], v)
+	}
+	if len(g.FirstRecv) < len(o.FirstRecv) {
+		g.FirstRecv = append(g.FirstRecv, make([]int64, len(o.FirstRecv)-len(g.FirstRecv))...)
+	}
+	for i, v := range o.FirstRecv {
+		if v != 0 && (g.FirstRecv[i] == 0 || v < g.FirstRecv[i]) {
+			g.FirstRecv[i] = v
+		}
 	}
 	g.ClientCPU += o.ClientCPU
 	g.Errors = append(g.Errors, o.Errors...)
@@ -160,6 +169,7 @@ func (f *localFleet) finish(ctx context.Context, drain time.Duration) (groupResu
 		Reconnects:  f.env.reconnect.Load(),
 		Latency:     t.hist.snapshot(),
 		LastRecv:    t.lastReceived(),
+		FirstRecv:   t.firstReceived(),
 		ClientCPU:   selfCPU().Seconds(),
 		Errors:      f.env.errs.list(),
 	}, nil

@@ -65,6 +65,7 @@ type config struct {
 	Procs              int
 	PIDs               []int
 	ServerCore         int // -1: not read
+	ClientCore         int // -1: not read
 	Sources            string
 	ConnectConcurrency int
 	PollDelay          time.Duration
@@ -111,6 +112,7 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.IntVar(&c.Procs, "procs", 1, "client processes to spread the subscribers over (each holds at most ~19,900 sockets)")
 	pids := fs.String("pid", "", "server PIDs (comma list) whose process trees' RSS and CPU are measured")
 	fs.IntVar(&c.ServerCore, "server-core", -1, "the CPU the server is pinned to: its whole use (softirq included) is read from /proc/stat while publishing")
+	fs.IntVar(&c.ClientCore, "client-core", -1, "the CPU this client is pinned to, read the same way: a client core near 100 % busy sets the pace")
 	fs.StringVar(&c.Sources, "src", "127.0.0.2-127.0.0.9", "local source addresses: a range in the last octet or a comma list")
 	fs.IntVar(&c.ConnectConcurrency, "connect-concurrency", 64, "connection attempts in flight")
 	fs.IntVar(&c.LongPollWait, "longpoll-wait", 30, "long-poll hold asked of cometbox, in seconds")

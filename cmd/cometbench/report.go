@@ -58,6 +58,12 @@ type report struct {
 		P50 float64 `json:"p50"`
 		Max float64 `json:"max"`
 	} `json:"time_to_last_subscriber_ms"`
+	// FirstSubMs is, per message, publish to its first delivery: how soon
+	// the server starts a fan-out. GapMs is, per message after the first,
+	// its previous one's last delivery to its publish: how long the
+	// publisher took to notice and send, with one message in flight.
+	FirstSubMs float64 `json:"time_to_first_subscriber_ms_p50"`
+	GapMs      float64 `json:"publish_gap_ms_p50"`
 
 	Lost       int64 `json:"lost"`
 	Duplicated int64 `json:"duplicated"`
@@ -79,6 +85,12 @@ type report struct {
 	ServerCore       *coreUse `json:"server_core,omitempty"`
 	ServerCoreNumber int      `json:"server_core_number,omitempty"`
 	ServerCorePerDel float64  `json:"server_core_us_per_delivery,omitempty"`
+	// ClientCore is the same for the client's core (-client-core). The
+	// client's own CPU time leaves out the softirq work its reads cause
+	// (acknowledgements, about a quarter of its core on loopback), so
+	// ClientBusy understates how full the core is.
+	ClientCore       *coreUse `json:"client_core,omitempty"`
+	ClientCoreNumber int      `json:"client_core_number,omitempty"`
 
 	Errors  []string `json:"errors,omitempty"`
 	Machine machine  `json:"machine"`
@@ -179,6 +191,16 @@ func (r *report) fill(g groupResult, pub pubResult) {
 		r.LastSubMs.P50 = toLast[(len(toLast)-1)/2]
 		r.LastSubMs.Max = toLast[len(toLast)-1]
 	}
+	var toFirst, gaps []float64
+	for seq := 1; seq < len(pub.Stamps) && seq < len(g.FirstRecv); seq++ {
+		if ts, fr := pub.Stamps[seq], g.FirstRecv[seq]; ts != 0 && fr != 0 {
+			toFirst = append(toFirst, float64(fr-ts)/1e6)
+		}
+		if seq > 1 && pub.Stamps[seq] != 0 && g.LastRecv[seq-1] != 0 {
+			gaps = append(gaps, float64(pub.Stamps[seq]-g.LastRecv[seq-1])/1e6)
+		}
+	}
+	r.FirstSubMs, r.GapMs = median(toFirst), median(gaps)
 	if last > first {
 		r.Seconds = float64(last-first) / 1e9
 		r.DeliveriesPS = float64(r.Deliveries) / r.Seconds
@@ -228,6 +250,7 @@ func (r *report) printTable(w io.Writer) {
 		row("deliveries", "%d in %.2fs: %.0f/s", r.Deliveries, r.Seconds, r.DeliveriesPS)
 		row("latency", "p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms", r.LatencyMs.P50, r.LatencyMs.P90, r.LatencyMs.P99, r.LatencyMs.Max)
 		row("time to last subscriber", "p50 %.1f ms, max %.1f ms", r.LastSubMs.P50, r.LastSubMs.Max)
+		row("time to first subscriber", "p50 %.2f ms; publish gap p50 %.2f ms", r.FirstSubMs, r.GapMs)
 		row("lost / duplicated", "%d / %d (foreign %d, resets %d)", r.Lost, r.Duplicated, r.Foreign, r.Resets)
 		if r.ServerProcesses > 0 {
 			row("server CPU", "%.2fs, %.2f µs per delivery", r.ServerCPUSeconds, r.ServerCPUPerDel)
@@ -239,6 +262,9 @@ func (r *report) printTable(w io.Writer) {
 	}
 	if c := r.ServerCore; c != nil {
 		row("server core", "cpu%d %.0f %% busy (%.0f %% softirq), %.2f µs per delivery", r.ServerCoreNumber, 100*c.Busy, 100*c.Softirq, r.ServerCorePerDel)
+	}
+	if c := r.ClientCore; c != nil {
+		row("client core", "cpu%d %.0f %% busy (%.0f %% softirq)", r.ClientCoreNumber, 100*c.Busy, 100*c.Softirq)
 	}
 	for _, e := range r.Errors {
 		row("error", "%s", e)
@@ -279,3 +305,12 @@ func readReport(path string) (*report, error) {
 }
 
 func nowStamp() string { return time.Now().UTC().Format(time.RFC3339) }
+
+// median of values, which it sorts; 0 for none.
+func median(values []float64) float64 {
+	if len(values) == 0 {
+		return 0
+	}
+	slices.Sort(values)
+	return values[(len(values)-1)/2]
+}

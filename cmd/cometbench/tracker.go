@@ -26,7 +26,12 @@ type tracker struct {
 	foreign  atomic.Int64   // payloads of another run, or beyond messages
 	resets   atomic.Int64   // comet.reset notices: history the server lost
 	lastRecv []atomic.Int64 // by seq: unix nanos of the latest delivery
-	perSeq   []atomic.Int32 // by seq: subscribers that have it
+	// firstRecv is the earliest delivery of each seq: with lastRecv and
+	// the publish stamps it shows the serial parts of a run with one
+	// message in flight (how long the server takes to start a fan-out,
+	// how long the publisher waits between messages).
+	firstRecv []atomic.Int64
+	perSeq    []atomic.Int32 // by seq: subscribers that have it
 
 	// complete receives each seq once every subscriber here has it; the
 	// publisher's window waits on it. Buffered for every seq: never blocks.
@@ -40,14 +45,15 @@ type tracker struct {
 
 func newTracker(codec *payloadCodec, messages, subs int) *tracker {
 	t := &tracker{
-		codec:    codec,
-		messages: messages,
-		subs:     subs,
-		lastRecv: make([]atomic.Int64, messages+1),
-		perSeq:   make([]atomic.Int32, messages+1),
-		complete: make(chan uint64, messages+1),
-		allProbe: make(chan struct{}),
-		allDone:  make(chan struct{}),
+		codec:     codec,
+		messages:  messages,
+		subs:      subs,
+		lastRecv:  make([]atomic.Int64, messages+1),
+		firstRecv: make([]atomic.Int64, messages+1),
+		perSeq:    make([]atomic.Int32, messages+1),
+		complete:  make(chan uint64, messages+1),
+		allProbe:  make(chan struct{}),
+		allDone:   make(chan struct{}),
 	}
 	t.expected.Store(int64(subs))
 	if subs == 0 {
@@ -126,6 +132,13 @@ func (t *tracker) deliver(l *subLedger, seq uint64, ts int64, now time.Time) {
 			break
 		}
 	}
+	first := &t.firstRecv[seq]
+	for {
+		v := first.Load()
+		if v != 0 && v <= nanos || first.CompareAndSwap(v, nanos) {
+			break
+		}
+	}
 	expected := t.expected.Load()
 	if int64(t.perSeq[seq].Add(1)) == expected {
 		t.complete <- seq
@@ -141,10 +154,15 @@ func (t *tracker) lost() int64 {
 }
 
 // lastReceived copies the per-message last delivery times (index = seq).
-func (t *tracker) lastReceived() []int64 {
-	out := make([]int64, len(t.lastRecv))
-	for i := range t.lastRecv {
-		out[i] = t.lastRecv[i].Load()
+func (t *tracker) lastReceived() []int64 { return loadAll(t.lastRecv) }
+
+// firstReceived copies the per-message first delivery times.
+func (t *tracker) firstReceived() []int64 { return loadAll(t.firstRecv) }
+
+func loadAll(values []atomic.Int64) []int64 {
+	out := make([]int64, len(values))
+	for i := range values {
+		out[i] = values[i].Load()
 	}
 	return out
 }
