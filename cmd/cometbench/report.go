@@ -85,10 +85,8 @@ type report struct {
 	ServerCore       *coreUse `json:"server_core,omitempty"`
 	ServerCoreNumber int      `json:"server_core_number,omitempty"`
 	ServerCorePerDel float64  `json:"server_core_us_per_delivery,omitempty"`
-	// ClientCore is the same for the client's core (-client-core). The
-	// client's own CPU time leaves out the softirq work its reads cause
-	// (acknowledgements, about a quarter of its core on loopback), so
-	// ClientBusy understates how full the core is.
+	// ClientCore is the same for the client's core (-client-core):
+	// whatever ran there, the softirq work of its reads included.
 	ClientCore       *coreUse `json:"client_core,omitempty"`
 	ClientCoreNumber int      `json:"client_core_number,omitempty"`
 
