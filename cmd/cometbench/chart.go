@@ -45,10 +45,12 @@ func runChart(args []string) int {
 		fmt.Fprintln(os.Stderr, "cometbench chart: no reports given")
 		return 2
 	}
+	reps, rounds := pickMedians(reps)
 	sortReports(reps)
 
 	var md strings.Builder
 	writeMarkdown(&md, reps)
+	writeRounds(&md, reps, rounds)
 	if *mdOut == "" {
 		fmt.Print(md.String())
 	} else if err := os.WriteFile(*mdOut, []byte(md.String()), 0o644); err != nil {

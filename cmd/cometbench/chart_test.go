@@ -144,3 +144,29 @@ func TestParseSources(t *testing.T) {
 		}
 	}
 }
+
+func TestRoundsKeepTheMedianRunAndPairTheRounds(t *testing.T) {
+	run := func(target, started string, rate, p99 float64) *report {
+		r := &report{Workload: "fanout-100B", Target: target, Messages: 100, DeliveriesPS: rate, Started: started}
+		r.LatencyMs.P99 = p99
+		return r
+	}
+	reps := []*report{
+		run(targetCometbox, "2026-11-21T10:00:00Z", 130_000, 80),
+		run(targetNchan, "2026-11-21T10:01:00Z", 100_000, 100),
+		run(targetCometbox, "2026-11-21T10:02:00Z", 90_000, 120),
+		run(targetNchan, "2026-11-21T10:03:00Z", 80_000, 120),
+		run(targetCometbox, "2026-11-21T10:04:00Z", 120_000, 90),
+		run(targetNchan, "2026-11-21T10:05:00Z", 100_000, 100),
+	}
+	kept, rounds := pickMedians(reps)
+	if len(kept) != 2 || kept[0].DeliveriesPS != 120_000 || kept[1].DeliveriesPS != 100_000 {
+		t.Fatalf("kept %d runs, cometbox %v/s, Nchan %v/s; want the medians 120000 and 100000", len(kept), kept[0].DeliveriesPS, kept[1].DeliveriesPS)
+	}
+	var b strings.Builder
+	writeRounds(&b, kept, rounds)
+	want := "deliveries/s 1.30×, 1.12×, 1.20×; p99 latency 0.80, 1.00, 0.90"
+	if !strings.Contains(b.String(), want) {
+		t.Fatalf("rounds:\n%s\nwant a line with %q", b.String(), want)
+	}
+}

@@ -13,6 +13,9 @@
 #                up to ~19,900 sockets, PROCS spreads more over several)
 #   PROCS        client processes (default 1)
 #   MESSAGES     messages per fan-out run (default 100)
+#   ROUNDS       runs of every workload on every server, taken in turns
+#                (default 1); the table shows each server's median run and
+#                the ratios round by round
 #   WINDOW       messages in flight, not yet at every subscriber (default 1:
 #                each message is published once the previous one reached
 #                every subscriber, so latency is the spread of one fan-out)
@@ -33,6 +36,7 @@ N=${N:-10000}
 PROCS=${PROCS:-1}
 MESSAGES=${MESSAGES:-100}
 WINDOW=${WINDOW:-1}
+ROUNDS=${ROUNDS:-1}
 SERVERS=${SERVERS:-"cometbox nchan pushpin"}
 WORKLOADS=${WORKLOADS:-"idle fanout-100B fanout-4KiB"}
 if [[ ${WS:-0} == 1 ]]; then WORKLOADS="$WORKLOADS ws-idle ws-100B"; fi
@@ -185,27 +189,31 @@ workload_args() {
 } >"$OUT/machine.txt"
 
 status=0
-for wl in $WORKLOADS; do
-	for srv in $SERVERS; do
-		if [[ $wl == ws-* && $srv == pushpin ]]; then
-			log "skip $wl on pushpin: WebSocket there needs a WebSocket-over-HTTP origin"
-			continue
-		fi
-		log "=== $wl on $srv"
-		"start_$srv"
-		sleep 1
-		# shellcheck disable=SC2046 # workload_args is a list of flags
-		if ! timeout --kill-after=10 "$RUN_TIMEOUT" taskset -c "$CLIENT_CPU" "$BIN/cometbench" \
-			-target "$srv" -workload "$wl" -subscribers "$N" -procs "$PROCS" \
-			-pid "$SERVER_PIDS" -server-core "$SERVER_CPU" -client-core "$CLIENT_CPU" -timeout "$((RUN_TIMEOUT - 10))s" \
-			$(workload_args "$wl") -json "$OUT/$wl-$srv.json" \
-			>"$OUT/$wl-$srv.txt" 2>"$OUT/$wl-$srv.log"; then
-			log "$wl on $srv: cometbench exited non-zero (see $OUT/$wl-$srv.log)"
-			status=1
-		fi
-		cat "$OUT/$wl-$srv.txt" >&2 || true
-		stop_all
-		sleep 2 # let TIME_WAIT sockets and the kernel settle
+for round in $(seq 1 "$ROUNDS"); do
+	for wl in $WORKLOADS; do
+		for srv in $SERVERS; do
+			if [[ $wl == ws-* && $srv == pushpin ]]; then
+				log "skip $wl on pushpin: WebSocket there needs a WebSocket-over-HTTP origin"
+				continue
+			fi
+			run=$wl-$srv
+			if ((ROUNDS > 1)); then run=$run-r$round; fi
+			log "=== $wl on $srv (round $round of $ROUNDS)"
+			"start_$srv"
+			sleep 1
+			# shellcheck disable=SC2046 # workload_args is a list of flags
+			if ! timeout --kill-after=10 "$RUN_TIMEOUT" taskset -c "$CLIENT_CPU" "$BIN/cometbench" \
+				-target "$srv" -workload "$wl" -subscribers "$N" -procs "$PROCS" \
+				-pid "$SERVER_PIDS" -server-core "$SERVER_CPU" -client-core "$CLIENT_CPU" -timeout "$((RUN_TIMEOUT - 10))s" \
+				$(workload_args "$wl") -json "$OUT/$run.json" \
+				>"$OUT/$run.txt" 2>"$OUT/$run.log"; then
+				log "$wl on $srv: cometbench exited non-zero (see $OUT/$run.log)"
+				status=1
+			fi
+			cat "$OUT/$run.txt" >&2 || true
+			stop_all
+			sleep 2 # let TIME_WAIT sockets and the kernel settle
+		done
 	done
 done
 
