@@ -185,7 +185,7 @@ workload_args() {
 	echo "go: $(go version)"
 	echo "nginx: $(nginx -v 2>&1 | sed 's/.*: //'), nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null)"
 	echo "pushpin: $(dpkg-query -W -f='${Version}' pushpin 2>/dev/null)"
-	echo "server cpu: $SERVER_CPU, client cpu: $CLIENT_CPU, subscribers: $N, client processes: $PROCS"
+	echo "server cpu: $SERVER_CPU, client cpu: $CLIENT_CPU, subscribers: $N, client processes: $PROCS, rounds: $ROUNDS"
 } >"$OUT/machine.txt"
 
 status=0
