@@ -23,7 +23,7 @@ type conn struct {
 	// fd is the socket, owned here: a duplicate of the hijacked
 	// connection's descriptor, whose net.Conn (with its poll descriptor and
 	// addresses) is closed at once, so an idle subscriber keeps only this
-	// struct and its subscription. Every syscall on it runs under mu, and
+	// struct, its backlog array and its subscription. Every syscall on it runs under mu, and
 	// close closes it under mu, so a reused descriptor number is never
 	// written to by mistake.
 	fd int

@@ -12,9 +12,8 @@ import (
 // goroutine: a hangup or an error ends the connection, writability wakes
 // a connection whose last write would have blocked, and input wakes a
 // WebSocket's reader. This is how a disconnect is noticed without a
-// goroutine blocked in Read per socket.
-// Go's own netpoller also holds these fds; epoll instances are independent,
-// and no goroutine waits on them there.
+// goroutine blocked in Read per socket. The fds are duplicates whose
+// net.Conn was closed, so Go's own netpoller no longer watches them.
 type poller struct {
 	epfd int
 	// lookup finds the connection of an event's fd and generation.
