@@ -188,6 +188,10 @@ func (s *caddyServer) stop() {
 		<-done
 		s.t.Errorf("caddy did not exit on SIGTERM:\n%s", s.logs.String())
 	}
+	// Built with GOFLAGS=-race, Caddy reports races on its stderr.
+	if strings.Contains(s.logs.String(), "WARNING: DATA RACE") {
+		s.t.Errorf("caddy reported a data race")
+	}
 	if s.t.Failed() {
 		s.t.Logf("caddy log:\n%s", s.logs.String())
 	}
