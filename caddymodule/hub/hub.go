@@ -8,6 +8,7 @@ package hub
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"sort"
 	"sync"
@@ -156,11 +157,22 @@ func channelsOf(drafts []message.Draft) []string {
 	return channels
 }
 
+// fanoutYield is how many subscribers a fan-out offers a message to
+// between yields, when the process has one P.
+const fanoutYield = 256
+
 // deliver is the store's callback: it offers each message to every
 // subscription of its channel, in the order the store gives them.
 func (h *Hub) deliver(msgs []*message.Message) {
 	var deleted []string
 	var ended []*Subscription
+	// With one P, the writers that take these frames run only once this
+	// loop lets them: yielding every so often starts the first sockets'
+	// writes while the rest of a large fan-out is still being queued.
+	yieldEvery := 0
+	if runtime.GOMAXPROCS(0) == 1 {
+		yieldEvery = fanoutYield
+	}
 	h.mu.RLock()
 	for _, m := range msgs {
 		if m.Channel == "" {
@@ -171,9 +183,12 @@ func (h *Hub) deliver(msgs []*message.Message) {
 		if set == nil {
 			continue
 		}
-		for _, sub := range set.list {
+		for i, sub := range set.list {
 			if sub.offer(m) {
 				ended = append(ended, sub)
+			}
+			if yieldEvery > 0 && i%yieldEvery == yieldEvery-1 {
+				runtime.Gosched()
 			}
 		}
 		h.stats.deliveries.Add(uint64(len(set.list)))
