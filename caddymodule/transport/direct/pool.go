@@ -414,10 +414,17 @@ type shard struct {
 	writer vectorWriter
 }
 
+// push lists a connection for the writer. Only the first push after the
+// writer took the list wakes it: the writer takes the list again until it
+// finds it empty, so later pushes are seen without a wake-up of their own.
 func (s *shard) push(c *conn) {
 	s.mu.Lock()
+	first := len(s.ready) == 0
 	s.ready = append(s.ready, c)
 	s.mu.Unlock()
+	if !first {
+		return
+	}
 	select {
 	case s.wake <- struct{}{}:
 	default:
