@@ -23,7 +23,7 @@ type conn struct {
 	// fd is the socket, owned here: a duplicate of the hijacked
 	// connection's descriptor, whose net.Conn (with its poll descriptor and
 	// addresses) is closed at once, so an idle subscriber keeps only this
-	// struct, its backlog array and its subscription. Every syscall on it runs under mu, and
+	// struct and its subscription. Every syscall on it runs under mu, and
 	// close closes it under mu, so a reused descriptor number is never
 	// written to by mistake.
 	fd int
@@ -241,10 +241,11 @@ func (c *conn) advanceLocked(n int) {
 		done++
 		c.offset = 0
 	}
-	// The backlog keeps its array, moved down: a delivery to an idle
-	// subscriber then allocates nothing, and the garbage of 10,000
-	// one-buffer arrays a message made the collector run every dozen
-	// messages in a fan-out.
+	// The backlog keeps its array, moved down, until the subscriber has
+	// been quiet for a heartbeat tick (heartbeatDue): a delivery to a
+	// subscriber that gets messages then allocates nothing, where the
+	// garbage of 10,000 one-buffer arrays a message made the collector run
+	// every dozen messages in a fan-out.
 	c.out = c.out[:copy(c.out, c.out[done:])]
 }
 
@@ -295,6 +296,9 @@ func (c *conn) heartbeatDue() {
 		c.mu.Unlock()
 		c.close(errStalled)
 		return
+	}
+	if len(c.out) == 0 && c.out != nil && c.pool.waitedAtLeast(c.waitTick) > 0 {
+		c.out = nil // quiet for a tick: an idle subscriber keeps no backlog array
 	}
 	if c.ws != nil {
 		c.mu.Unlock()
