@@ -169,10 +169,7 @@ func (h *Hub) deliver(msgs []*message.Message) {
 	// With one P, the writers that take these frames run only once this
 	// loop lets them: yielding every so often starts the first sockets'
 	// writes while the rest of a large fan-out is still being queued.
-	yieldEvery := 0
-	if runtime.GOMAXPROCS(0) == 1 {
-		yieldEvery = fanoutYield
-	}
+	yield := runtime.GOMAXPROCS(0) == 1
 	h.mu.RLock()
 	for _, m := range msgs {
 		if m.Channel == "" {
@@ -187,7 +184,7 @@ func (h *Hub) deliver(msgs []*message.Message) {
 			if sub.offer(m) {
 				ended = append(ended, sub)
 			}
-			if yieldEvery > 0 && i%yieldEvery == yieldEvery-1 {
+			if yield && i%fanoutYield == fanoutYield-1 {
 				runtime.Gosched()
 			}
 		}
