@@ -4,7 +4,7 @@
 // subscriber. The request is hijacked, the response head written by hand
 // (close-delimited, so the body is exactly the frames), and the socket
 // joins a pool where a few writer goroutines, one per core, write each
-// message's shared pre-encoded buffers with writev. A socket that would
+// message's shared pre-encoded buffers with send(2). A socket that would
 // block keeps a bounded backlog and is woken by epoll when it drains; one
 // that stays blocked is cut by the hub and resumes by cursor. One epoll
 // goroutine notices hangups for all sockets.

@@ -8,11 +8,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// vectorWriter writes a backlog's buffers with one writev(2) per call. It
-// belongs to a shard's writer goroutine, which reuses its iovec array for
+// vectorWriter writes a backlog's buffers to a socket with one system call.
+// It belongs to a shard's writer goroutine, which reuses its iovec array for
 // every socket.
 //
-// The call is a raw syscall: the socket is non-blocking, so writev returns
+// The call is a raw syscall: the socket is non-blocking, so the call returns
 // within microseconds. Going through the scheduler's syscall path instead
 // would mark the writer's P as in a syscall thousands of times per message,
 // and Go's sysmon retakes such a P and hands it to another thread, which
@@ -21,7 +21,7 @@ type vectorWriter struct {
 	iovecs []unix.Iovec
 }
 
-// maxIovecs bounds one writev.
+// maxIovecs bounds one sendmsg(2).
 const maxIovecs = 64
 
 // write writes first and as many of rest as fit in one call; it reports
@@ -41,7 +41,7 @@ func (v *vectorWriter) write(fd int, first []byte, rest [][]byte) (int, error) {
 	// The array would otherwise keep the last buffers written reachable.
 	defer clear(v.iovecs)
 	for {
-		n, _, errno := unix.RawSyscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&v.iovecs[0])), uintptr(len(v.iovecs)))
+		n, errno := v.send(fd)
 		switch errno {
 		case 0:
 			return int(n), nil
@@ -50,6 +50,23 @@ func (v *vectorWriter) write(fd int, first []byte, rest [][]byte) (int, error) {
 		}
 		return 0, errno
 	}
+}
+
+// send makes the one system call. A single buffer, which is what almost
+// every delivery is, goes by send(2): unlike writev(2) it skips the file
+// layer (position lock, permission and fsnotify hooks), which is several
+// per cent of a fan-out's kernel time. MSG_NOSIGNAL spares a signal per
+// write to a peer that has gone.
+func (v *vectorWriter) send(fd int) (uintptr, unix.Errno) {
+	const flags = unix.MSG_DONTWAIT | unix.MSG_NOSIGNAL
+	if len(v.iovecs) == 1 {
+		n, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(v.iovecs[0].Base)), uintptr(v.iovecs[0].Len), flags, 0, 0)
+		return n, errno
+	}
+	msg := unix.Msghdr{Iov: &v.iovecs[0]}
+	msg.SetIovlen(len(v.iovecs))
+	n, _, errno := unix.RawSyscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), flags)
+	return n, errno
 }
 
 func (v *vectorWriter) add(b []byte) {
