@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"slices"
@@ -54,9 +55,14 @@ type report struct {
 		Mean float64 `json:"mean"`
 	} `json:"latency_ms"`
 	// Time to last subscriber: per message, publish to its last delivery.
+	// ByMessage lists it in publish order, 0 for a message not published
+	// or not delivered: on loopback the first 16 or so messages of a run
+	// are slower than the rest, for every server, as the clients' TCP
+	// acknowledges each segment at once after an idle spell.
 	LastSubMs struct {
-		P50 float64 `json:"p50"`
-		Max float64 `json:"max"`
+		P50       float64   `json:"p50"`
+		Max       float64   `json:"max"`
+		ByMessage []float64 `json:"by_message,omitempty"`
 	} `json:"time_to_last_subscriber_ms"`
 	// FirstSubMs is, per message, publish to its first delivery: how soon
 	// the server starts a fan-out. GapMs is, per message after the first,
@@ -176,6 +182,7 @@ func (r *report) fill(g groupResult, pub pubResult) {
 	for seq := 1; seq < len(pub.Stamps) && seq < len(g.LastRecv); seq++ {
 		ts, lr := pub.Stamps[seq], g.LastRecv[seq]
 		if ts == 0 || lr == 0 {
+			r.LastSubMs.ByMessage = append(r.LastSubMs.ByMessage, 0)
 			continue
 		}
 		if first == 0 || ts < first {
@@ -183,6 +190,7 @@ func (r *report) fill(g groupResult, pub pubResult) {
 		}
 		last = max(last, lr)
 		toLast = append(toLast, float64(lr-ts)/1e6)
+		r.LastSubMs.ByMessage = append(r.LastSubMs.ByMessage, math.Round(float64(lr-ts)/1e5)/10)
 	}
 	if len(toLast) > 0 {
 		slices.Sort(toLast)

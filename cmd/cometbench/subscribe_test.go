@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -109,6 +111,9 @@ func TestRunWithChildProcessesAggregatesTheirResults(t *testing.T) {
 	}
 	if r.DeliveriesPS <= 0 || r.LatencyMs.P99 <= 0 || r.LatencyMs.P99 > r.LatencyMs.Max {
 		t.Errorf("report: %v deliveries/s, p99 %v ms, max %v ms", r.DeliveriesPS, r.LatencyMs.P99, r.LatencyMs.Max)
+	}
+	if len(r.LastSubMs.ByMessage) != 15 || slices.Contains(r.LastSubMs.ByMessage, 0) || math.Abs(slices.Max(r.LastSubMs.ByMessage)-r.LastSubMs.Max) > 0.05 {
+		t.Errorf("time to last subscriber by message: %v, want 15 times, none 0, the largest %v", r.LastSubMs.ByMessage, r.LastSubMs.Max)
 	}
 	if r.RSSIdleKiB <= 0 || r.ServerProcesses < 1 {
 		t.Errorf("server sample of the test process: RSS %d KiB from %d processes", r.RSSIdleKiB, r.ServerProcesses)
