@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -41,6 +42,7 @@ func http2Subscribers(b *testing.B, srv *caddyServer) {
 	base := srv.httpsBaseURL()
 	serverGC(b, srv)
 	before := settledRSS(b, srv.pid())
+	stackBefore, heapBefore := serverMemStats(b, srv)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -66,6 +68,9 @@ func http2Subscribers(b *testing.B, srv *caddyServer) {
 	serverGC(b, srv)
 	after := settledRSS(b, srv.pid())
 	b.ReportMetric(float64(after-before)/subscribers, "KiB/subscriber")
+	stackAfter, heapAfter := serverMemStats(b, srv)
+	b.ReportMetric(float64(stackAfter-stackBefore)/1024/subscribers, "stack-KiB/subscriber")
+	b.ReportMetric(float64(heapAfter-heapBefore)/1024/subscribers, "heap-KiB/subscriber")
 
 	// One publishing connection for the whole run, so that deliveries/s
 	// does not include a TLS handshake per message.
@@ -133,4 +138,25 @@ func publishTextB(b *testing.B, client *http.Client, base, text string) {
 	if resp.StatusCode != http.StatusCreated {
 		b.Fatalf("publish: %d", resp.StatusCode)
 	}
+}
+
+// serverMemStats reads the Go runtime's stack and heap in use from the
+// server's expvar (Caddy's admin serves it at /debug/vars): they tell how
+// much of a subscriber's cost is its goroutine's stack.
+func serverMemStats(b *testing.B, srv *caddyServer) (stack, heap int64) {
+	resp, err := http.Get("http://" + srv.admin + "/debug/vars")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var vars struct {
+		MemStats struct {
+			StackInuse int64
+			HeapInuse  int64
+		} `json:"memstats"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&vars); err != nil {
+		b.Fatalf("/debug/vars: %v", err)
+	}
+	return vars.MemStats.StackInuse, vars.MemStats.HeapInuse
 }
