@@ -487,9 +487,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return next.ServeHTTP(w, r)
 	}
 	if err := h.api.ServeHTTP(w, r); err != nil {
-		h.logger.Debug("comet response ended early", zap.String("path", r.URL.Path), zap.Error(err))
+		h.logEarlyEnd(r, err)
 	}
 	return nil
+}
+
+// logEarlyEnd notes a response that failed after its first byte. It is a
+// function of its own so that its log fields do not enlarge the frame
+// under which every HTTP/2 stream is held (see transport.Handoff).
+func (h *Handler) logEarlyEnd(r *http.Request, err error) {
+	h.logger.Debug("comet response ended early", zap.String("path", r.URL.Path), zap.Error(err))
 }
 
 // watchUnload closes h.unload when this config is unloaded, so that held

@@ -143,7 +143,7 @@ func publishTextB(b *testing.B, client *http.Client, base, text string) {
 // serverMemStats reads the Go runtime's stack and heap in use from the
 // server's expvar (Caddy's admin serves it at /debug/vars): they tell how
 // much of a subscriber's cost is its goroutine's stack.
-func serverMemStats(b *testing.B, srv *caddyServer) (stack, heap int64) {
+func serverMemStats(b testing.TB, srv *caddyServer) (stack, heap int64) {
 	resp, err := http.Get("http://" + srv.admin + "/debug/vars")
 	if err != nil {
 		b.Fatal(err)

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -42,6 +44,138 @@ func TestHTTP2StreamOutlivesWriteTimeout(t *testing.T) {
 			t.Fatalf("stream ended before heartbeat %d", i+1)
 		}
 	}
+}
+
+// TestHTTP2StreamEndsAtItsGrantsExpiry holds a token-granted stream over
+// HTTP/2, where the setup runs on a goroutine of its own and hands the
+// stream back to the request goroutine: the grant's deadline must outlive
+// the setup, and end the stream with a notice when the token expires.
+func TestHTTP2StreamEndsAtItsGrantsExpiry(t *testing.T) {
+	srv := startCaddy(t, "tls.Caddyfile")
+	base := srv.httpsBaseURL()
+	// exp 29 s ago is still inside the 30 s leeway: valid for about a second.
+	token := mintToken(t, "HS256", tokenKey, map[string]any{"channels": []string{"user.9"}, "exp": time.Now().Unix() - 29})
+	resp := openHTTP2Stream(t, base+"/comet/sub/user.9?token="+token)
+	events := newSSEReader(resp.Body)
+	for {
+		ev, err := events.next()
+		if err != nil {
+			t.Fatalf("stream ended without a notice: %v", err)
+		}
+		if ev.event == "comet.reconnect" {
+			if !strings.Contains(ev.data, "authorization expired") {
+				t.Fatalf("notice: %s", ev.data)
+			}
+			break
+		}
+	}
+	if _, err := events.next(); err == nil {
+		t.Fatal("the stream went on after the token expired")
+	}
+}
+
+// TestHTTP2StreamsHoldTheirAddressCountUntilTheyEnd caps subscribers per
+// address at two over HTTP/2: a third is refused while two are held, and
+// is let in once one of them ends.
+func TestHTTP2StreamsHoldTheirAddressCountUntilTheyEnd(t *testing.T) {
+	srv := startCaddy(t, "tls.Caddyfile", "MAX_PER_IP=2")
+	base := srv.httpsBaseURL()
+	client := http2Client()
+	defer client.CloseIdleConnections()
+	first, cancelFirst := context.WithCancel(context.Background())
+	defer cancelFirst()
+	held := []*http.Response{
+		subscribeHTTP2(t, client, first, base+"/comet/sub/idle"),
+		subscribeHTTP2(t, client, context.Background(), base+"/comet/sub/idle"),
+	}
+	for _, resp := range held {
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !readUntil(t, bufio.NewReader(resp.Body), ": ok\n") {
+			t.Fatalf("held stream: %s", resp.Status)
+		}
+	}
+	third := subscribeHTTP2(t, client, context.Background(), base+"/comet/sub/idle")
+	third.Body.Close()
+	if third.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("a third stream while two are held: %s, want 429", third.Status)
+	}
+
+	cancelFirst()
+	// The count is released when the server sees the stream reset, which
+	// the client cannot observe: ask until a stream is let in.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp := subscribeHTTP2(t, client, context.Background(), base+"/comet/sub/idle")
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return
+		}
+		if resp.StatusCode != http.StatusTooManyRequests || time.Now().After(deadline) {
+			t.Fatalf("after one of two streams ended: %s, want 200", resp.Status)
+		}
+	}
+}
+
+// TestHTTP2StreamsKeepASmallStack holds 200 SSE streams over HTTP/2 and
+// reads the runtime's stack in use from Caddy's /debug/vars. Each stream
+// holds its request goroutine; one whose stack reached 16 KiB keeps it, so
+// the setup must not run there (transport.Handoff). 8 KiB, the smallest
+// Caddy's handler chain allows, is what a stream may cost.
+func TestHTTP2StreamsKeepASmallStack(t *testing.T) {
+	const streams = 200
+	srv := startCaddy(t, "tls.Caddyfile")
+	base := srv.httpsBaseURL()
+	serverGC(t, srv)
+	stackBefore, _ := serverMemStats(t, srv)
+	client := http2Client()
+	defer client.CloseIdleConnections()
+	for i := range streams {
+		resp := subscribeHTTP2(t, client, context.Background(), fmt.Sprintf("%s/comet/sub/stack.%d", base, i))
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !readUntil(t, bufio.NewReader(resp.Body), ": ok\n") {
+			t.Fatalf("stream %d: %s", i, resp.Status)
+		}
+	}
+	serverGC(t, srv)
+	stackAfter, _ := serverMemStats(t, srv)
+	perStream := float64(stackAfter-stackBefore) / 1024 / streams
+	t.Logf("stack per HTTP/2 stream: %.1f KiB", perStream)
+	if perStream > 12 {
+		t.Fatalf("each HTTP/2 stream holds %.1f KiB of stack, want 8 (16 is a goroutine grown by the setup)", perStream)
+	}
+}
+
+// openHTTP2Stream subscribes over HTTP/2 and fails the test unless the
+// stream is held.
+func openHTTP2Stream(t *testing.T, url string) *http.Response {
+	t.Helper()
+	client := http2Client()
+	t.Cleanup(client.CloseIdleConnections)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	resp := subscribeHTTP2(t, client, ctx, url)
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("subscribe: %s", resp.Status)
+	}
+	return resp
+}
+
+// subscribeHTTP2 sends an SSE subscribe over HTTP/2 and returns the
+// response, whatever its status.
+func subscribeHTTP2(t *testing.T, client *http.Client, ctx context.Context, url string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	if resp.ProtoMajor != 2 {
+		resp.Body.Close()
+		t.Fatalf("subscribe: served over %s, want HTTP/2", resp.Proto)
+	}
+	return resp
 }
 
 // http2Client speaks HTTP/2 over TLS to a test Caddy, whose certificate

@@ -70,7 +70,7 @@ func idleMemory(b *testing.B, srv *caddyServer, open func(b testing.TB, addr, ch
 // serverGC makes the Caddy process collect garbage and return free memory
 // to the system, through the admin endpoint's pprof handler (?gc=1 runs a
 // collection before the profile) and a second pass for the scavenger.
-func serverGC(b *testing.B, srv *caddyServer) {
+func serverGC(b testing.TB, srv *caddyServer) {
 	for range 2 {
 		resp, err := http.Get("http://" + srv.admin + "/debug/pprof/heap?gc=1")
 		if err != nil {

@@ -66,6 +66,14 @@ func errorf(status int, format string, args ...any) *Error {
 // returned error is nil then. Only failures after the first byte are
 // returned, for the caller to log.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
+	if a.holdsStream(r) {
+		return a.serveOffStack(w, r)
+	}
+	return a.serve(w, r)
+}
+
+// serve routes r and answers client errors.
+func (a *API) serve(w http.ResponseWriter, r *http.Request) error {
 	err := a.route(w, r)
 	var apiErr *Error
 	if errors.As(err, &apiErr) {

@@ -49,7 +49,7 @@ func (a *API) serveSubscribe(w http.ResponseWriter, r *http.Request, list string
 		// tell the client why (transport.ErrGrantExpired).
 		var cancel context.CancelFunc
 		r, cancel = transport.WithGrant(r, until)
-		defer cancel()
+		defer transport.AtStreamEnd(r, cancel)()
 	}
 	ip := a.clientIP(r)
 	if a.Connections != nil {
@@ -64,7 +64,7 @@ func (a *API) serveSubscribe(w http.ResponseWriter, r *http.Request, list string
 			// which then releases the count when the socket closes.
 			var done func()
 			r, done = transport.WithRelease(r, func() { a.Connections.release(ip) })
-			defer done()
+			defer transport.AtStreamEnd(r, done)()
 		} else {
 			defer a.Connections.release(ip)
 		}

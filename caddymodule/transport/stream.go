@@ -85,22 +85,43 @@ func serveStream(w http.ResponseWriter, r *http.Request, h *hub.Hub, req hub.Sub
 	if err != nil {
 		return err
 	}
-	defer sub.Close()
-
 	setStreamHeaders(w, f.contentType)
 	if f.extraHeader != nil {
 		f.extraHeader(w.Header())
 	}
 	w.WriteHeader(http.StatusOK)
-	out := newFrameWriter(w, f.maxBytes, opts.WriteTimeout)
-	defer out.release()
+	s := &heldStream{r: r, sub: sub, q: q, out: newFrameWriter(w, f.maxBytes, opts.WriteTimeout), f: &f, opts: opts}
 	if len(f.preamble) > 0 {
-		out.write(f.preamble)
+		s.out.write(f.preamble)
 	}
-	if err := out.flush(); err != nil {
+	if err := s.out.flush(); err != nil {
+		s.end()
 		return nil // the client left before the first byte; nothing to tell
 	}
+	if handOver(r, s.run) {
+		return nil
+	}
+	return s.run()
+}
 
+// heldStream is a stream on the handler path once its headers went out:
+// what its loop needs, so that the loop can run on another goroutine than
+// the setup (see Handoff).
+type heldStream struct {
+	r    *http.Request
+	sub  *hub.Subscription
+	q    *hub.Queue
+	out  *frameWriter
+	f    *framing
+	opts *Options
+}
+
+// run writes what the subscription receives, and heartbeats, until the
+// client leaves, the hub ends the subscription, the handler is unloaded or
+// the grant expires.
+func (s *heldStream) run() error {
+	defer s.end()
+	out, f, opts := s.out, s.f, s.opts
 	heartbeat := time.NewTimer(opts.Heartbeat)
 	defer heartbeat.Stop()
 	unload := opts.Unload
@@ -108,9 +129,9 @@ func serveStream(w http.ResponseWriter, r *http.Request, h *hub.Hub, req hub.Sub
 	var frames []*message.Message
 	for {
 		select {
-		case <-q.Ready():
+		case <-s.q.Ready():
 			var ended error
-			frames, ended = q.Drain(frames[:0], drainBudget)
+			frames, ended = s.q.Drain(frames[:0], drainBudget)
 			for _, m := range frames {
 				f.frame(out, m)
 			}
@@ -138,14 +159,20 @@ func serveStream(w http.ResponseWriter, r *http.Request, h *hub.Hub, req hub.Sub
 		case <-closeTimer:
 			f.frame(out, reconnectNotice(reasonUnload))
 			return out.finish()
-		case <-r.Context().Done():
-			if grantExpired(r) {
+		case <-s.r.Context().Done():
+			if grantExpired(s.r) {
 				f.frame(out, reconnectNotice(reasonExpired))
 				return out.finish()
 			}
 			return nil
 		}
 	}
+}
+
+// end leaves the hub and clears the write deadline.
+func (s *heldStream) end() {
+	s.sub.Close()
+	s.out.release()
 }
 
 // directStream describes a stream for the direct path. Streams are shared

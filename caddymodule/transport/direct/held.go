@@ -2,6 +2,7 @@ package direct
 
 import (
 	"errors"
+	"net/http"
 	"time"
 
 	"github.com/cometbox/cometbox/caddymodule/hub"
@@ -79,3 +80,7 @@ type Socket interface {
 	// ExpireAt ends the connection when a grant expires (ErrExpired).
 	ExpireAt(until time.Time)
 }
+
+// CanTake reports whether a request came over HTTP/1 on a plain socket,
+// which the pool can take over.
+func CanTake(r *http.Request) bool { return r.ProtoMajor == 1 && r.TLS == nil }

@@ -99,7 +99,7 @@ func New() (*Pool, error) {
 // hijacked onto a raw socket (HTTP/2, HTTP/3, TLS): serve it in the
 // handler then.
 func (p *Pool) Serve(w http.ResponseWriter, r *http.Request, h *hub.Hub, req hub.SubscribeRequest, held Held, s *Stream) (bool, error) {
-	if !plainHTTP1(r) {
+	if !CanTake(r) {
 		return false, nil
 	}
 	c, taken := p.take(w, h, held, s, responseHead(w.Header(), s))
@@ -131,10 +131,6 @@ func (p *Pool) Serve(w http.ResponseWriter, r *http.Request, h *hub.Hub, req hub
 	c.kick()
 	return true, nil
 }
-
-// plainHTTP1 reports whether a request came over HTTP/1 on a plain
-// socket, which the pool can take over.
-func plainHTTP1(r *http.Request) bool { return r.ProtoMajor == 1 && r.TLS == nil }
 
 // take hijacks the request's connection for a held response that starts
 // with head. It returns nil when the connection is not the pool's, with

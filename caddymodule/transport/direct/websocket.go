@@ -59,7 +59,7 @@ const lingerTicks = 2
 // client gets the same frames.
 func (p *Pool) Upgrade(w http.ResponseWriter, r *http.Request, h *hub.Hub, held Held, s *Stream, open func(Socket) Session) bool {
 	key := r.Header.Get("Sec-WebSocket-Key")
-	if !plainHTTP1(r) || r.Method != http.MethodGet || r.Header.Get("Sec-WebSocket-Version") != "13" ||
+	if !CanTake(r) || r.Method != http.MethodGet || r.Header.Get("Sec-WebSocket-Version") != "13" ||
 		!headerHasToken(r.Header, "Connection", "upgrade") || !wsframe.ValidKey(key) {
 		return false
 	}
