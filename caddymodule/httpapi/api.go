@@ -66,7 +66,7 @@ func errorf(status int, format string, args ...any) *Error {
 // returned error is nil then. Only failures after the first byte are
 // returned, for the caller to log.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
-	if a.holdsStream(r) {
+	if a.mayBeHeld(r) {
 		return a.serveOffStack(w, r)
 	}
 	return a.serve(w, r)

@@ -4,17 +4,29 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/cometbox/cometbox/caddymodule/internal/urlquery"
 	"github.com/cometbox/cometbox/caddymodule/transport"
 )
 
-// holdsStream reports whether r asks for an SSE or NDJSON stream that its
-// request goroutine will hold (HTTP/2, HTTP/3, TLS: see transport.Handoff).
-func (a *API) holdsStream(r *http.Request) bool {
+// mayBeHeld reports whether r asks for an SSE or NDJSON stream, or a
+// long-poll that may wait, that its request goroutine would hold: on
+// HTTP/2, HTTP/3 or TLS, or with direct delivery off (see
+// transport.Handoff). A long-poll over plain HTTP/1.1 is not handed off:
+// most are answered at once from history, and the hand-off would cost
+// each of those a goroutine start.
+func (a *API) mayBeHeld(r *http.Request) bool {
 	if r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, a.Prefix+"/sub/") || !transport.OnHandlerPath(r, &a.Transport) {
 		return false
 	}
-	name, err := chooseTransport(r, r.URL.RawQuery)
-	return err == nil && (name == transport.SSE || name == transport.Stream)
+	switch name, err := chooseTransport(r, r.URL.RawQuery); {
+	case err != nil:
+		return false
+	case name == transport.LongPoll:
+		// One that asks not to wait is answered at once.
+		return urlquery.Get(r.URL.RawQuery, "wait") != "0"
+	default:
+		return name == transport.SSE || name == transport.Stream
+	}
 }
 
 // serveOffStack sets a held stream up on a goroutine of its own, which

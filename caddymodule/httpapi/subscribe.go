@@ -66,7 +66,7 @@ func (a *API) serveSubscribe(w http.ResponseWriter, r *http.Request, list string
 			r, done = transport.WithRelease(r, func() { a.Connections.release(ip) })
 			defer transport.AtStreamEnd(r, done)()
 		} else {
-			defer a.Connections.release(ip)
+			defer transport.AtStreamEnd(r, func() { a.Connections.release(ip) })()
 		}
 	}
 	req := hub.SubscribeRequest{Channels: channels, Cursor: cursor, Transport: name}

@@ -40,13 +40,21 @@ func ServeLongPoll(w http.ResponseWriter, r *http.Request, h *hub.Hub, req LongP
 	if err != nil {
 		return err
 	}
-	defer sub.Close()
-
 	frames, ended := q.Drain(nil, 0)
-	if len(frames) == 0 && ended == nil && req.Wait > 0 {
-		frames = holdLongPoll(r, q, req.Wait, opts)
+	if len(frames) > 0 || ended != nil || req.Wait <= 0 {
+		defer sub.Close()
+		return writeLongPoll(w, frames, lastID(sub.Start(), frames), req.Array)
 	}
-	return writeLongPoll(w, frames, lastID(sub.Start(), frames), req.Array)
+	// Nothing yet: the request is held, by the goroutine a Handoff names.
+	wait := func() error {
+		defer sub.Close()
+		frames := holdLongPoll(r, q, req.Wait, opts)
+		return writeLongPoll(w, frames, lastID(sub.Start(), frames), req.Array)
+	}
+	if handOver(r, wait) {
+		return nil
+	}
+	return wait()
 }
 
 // holdLongPoll waits for the first frames, the end of the wait, or the
