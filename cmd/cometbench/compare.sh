@@ -65,6 +65,12 @@ if need_install; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx libnginx-mod-nchan pushpin zurl util-linux >/dev/null
 fi
 
+# The table is made of every report in OUT: reports of an earlier sitting
+# there would be mixed into this one's rows and rounds.
+if compgen -G "$OUT/*.json" >/dev/null; then
+	echo "compare: $OUT already holds reports of another sitting; choose a new OUT" >&2
+	exit 1
+fi
 mkdir -p "$BIN" "$RUNDIR"
 log "results in $OUT"
 log "building cmd/caddy and cmd/cometbench"
