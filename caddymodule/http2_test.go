@@ -125,6 +125,9 @@ func TestHTTP2StreamsHoldTheirAddressCountUntilTheyEnd(t *testing.T) {
 // (transport.Handoff). 8 KiB, the smallest Caddy's handler chain allows,
 // is what each may cost. The long-polls are then answered by a publish.
 func TestHTTP2HeldRequestsKeepASmallStack(t *testing.T) {
+	if raceDetector {
+		t.Skip("stack sizes mean nothing under the race detector, which enlarges every frame")
+	}
 	const held = 200
 	srv := startCaddy(t, "tls.Caddyfile")
 	base := srv.httpsBaseURL()
