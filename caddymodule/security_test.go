@@ -109,6 +109,13 @@ func TestExpiringTokenEndsTheSubscriptionAtExpiry(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	events := newSSEReader(openStream(t, ctx, srv.baseURL+"/comet/sub/user.9?token="+token, "Accept", "text/event-stream").Body)
+	expectExpiryNotice(t, events)
+}
+
+// expectExpiryNotice reads an SSE stream until its comet.reconnect notice,
+// which must say that the authorization expired, and then its end.
+func expectExpiryNotice(t *testing.T, events *sseReader) {
+	t.Helper()
 	for {
 		ev, err := events.next()
 		if err != nil {
