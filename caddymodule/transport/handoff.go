@@ -7,18 +7,19 @@ import (
 	"github.com/cometbox/cometbox/caddymodule/transport/direct"
 )
 
-// A stream on the handler path (HTTP/2, HTTP/3, TLS), or a long-poll that
-// waits, is held by its request goroutine for as long as it lasts, and a goroutine keeps the largest stack
-// it ever needed: the collector halves a stack only when less than a
-// quarter of it is in use, and Caddy's handler chain alone parks about
-// 4.5 KiB deep. Parsing, authorizing and subscribing on that goroutine took
-// it past 8 KiB, so every held stream kept 16 KiB of stack. A Handoff lets
-// the setup run on a short-lived goroutine whose stack goes with it, and
-// hands the stream's loop (or the poll's wait) back to the request
-// goroutine, which runs it from a shallow frame.
-
 // Handoff carries a stream set up on another goroutine back to the request
 // goroutine that holds it.
+//
+// A stream on the handler path (HTTP/2, HTTP/3, TLS), or a long-poll that
+// waits, is held by its request goroutine for as long as it lasts, and a
+// goroutine keeps the largest stack it ever needed: the collector halves a
+// stack only when less than a quarter of it is in use, and Caddy's handler
+// chain alone parks about 4.5 KiB deep. Parsing, authorizing and
+// subscribing on that goroutine took it past 8 KiB, so every held stream
+// kept 16 KiB of stack. With a Handoff the setup runs on a short-lived
+// goroutine whose stack goes with it, and the stream's loop (or the poll's
+// wait) is handed back to the request goroutine, which runs it from a
+// shallow frame.
 type Handoff struct {
 	hold   func() error // the stream's loop, once one was set up
 	atEnd  []func()     // what the setup deferred, run when the stream ends
