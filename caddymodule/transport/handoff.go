@@ -50,11 +50,17 @@ func (h *Handoff) Hold() error {
 	return err
 }
 
+// handoffOf is r's Handoff, or nil.
+func handoffOf(r *http.Request) *Handoff {
+	h, _ := r.Context().Value(handoffKey{}).(*Handoff)
+	return h
+}
+
 // handOver gives loop to r's Handoff and reports whether there was one to
 // take it.
 func handOver(r *http.Request, loop func() error) bool {
-	h, ok := r.Context().Value(handoffKey{}).(*Handoff)
-	if !ok || !h.asking || h.hold != nil {
+	h := handoffOf(r)
+	if h == nil || !h.asking || h.hold != nil {
 		return false
 	}
 	h.hold = loop
@@ -67,7 +73,7 @@ func handOver(r *http.Request, loop func() error) bool {
 // go through here.
 func AtStreamEnd(r *http.Request, fn func()) func() {
 	return func() {
-		if h, ok := r.Context().Value(handoffKey{}).(*Handoff); ok && h.hold != nil && h.asking {
+		if h := handoffOf(r); h != nil && h.hold != nil && h.asking {
 			h.atEnd = append(h.atEnd, fn)
 			return
 		}

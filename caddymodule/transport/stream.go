@@ -90,7 +90,7 @@ func serveStream(w http.ResponseWriter, r *http.Request, h *hub.Hub, req hub.Sub
 		f.extraHeader(w.Header())
 	}
 	w.WriteHeader(http.StatusOK)
-	s := &heldStream{r: r, sub: sub, q: q, out: newFrameWriter(w, f.maxBytes, opts.WriteTimeout), f: &f, opts: opts}
+	s := &heldStream{r: r, sub: sub, q: q, out: newFrameWriter(w, f.maxBytes, opts.WriteTimeout), f: f, opts: opts}
 	if len(f.preamble) > 0 {
 		s.out.write(f.preamble)
 	}
@@ -108,11 +108,13 @@ func serveStream(w http.ResponseWriter, r *http.Request, h *hub.Hub, req hub.Sub
 // what its loop needs, so that the loop can run on another goroutine than
 // the setup (see Handoff).
 type heldStream struct {
-	r    *http.Request
-	sub  *hub.Subscription
-	q    *hub.Queue
-	out  *frameWriter
-	f    *framing
+	r   *http.Request
+	sub *hub.Subscription
+	q   *hub.Queue
+	out *frameWriter
+	// f is a copy: a pointer to serveStream's would move that to the
+	// heap for every subscriber, those of the direct path too.
+	f    framing
 	opts *Options
 }
 
@@ -121,7 +123,7 @@ type heldStream struct {
 // the grant expires.
 func (s *heldStream) run() error {
 	defer s.end()
-	out, f, opts := s.out, s.f, s.opts
+	out, f, opts := s.out, &s.f, s.opts
 	heartbeat := time.NewTimer(opts.Heartbeat)
 	defer heartbeat.Stop()
 	unload := opts.Unload
