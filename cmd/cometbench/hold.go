@@ -19,13 +19,13 @@ import (
 	"unsafe"
 )
 
-// Held streams (SSE, NDJSON, WebSocket) are read by one poller goroutine over one
-// epoll instance, not by a goroutine per connection. The reason is cost: the
-// client has one core, like the server, and must stay well under the
+// Held streams (SSE, NDJSON, WebSocket) are read by one poller goroutine over
+// one epoll instance, not by a goroutine per connection. The reason is cost:
+// the client has one core, like the server, and must stay well under the
 // server's cost per delivery or it measures itself. A goroutine blocked in
-// Read costs two read(2) calls per message (the data, then EAGAIN before it
+// Read costs two reads per message (the data, then EAGAIN before it
 // parks) plus a scheduler round trip; a level-triggered epoll needs one
-// read(2) per ready socket and one epoll_wait(2) per batch of them. On this
+// recv(2) per ready socket and one epoll_wait(2) per batch of them. On this
 // machine that halves the client's CPU per delivery.
 
 // poller reads held connections as they become readable.
@@ -413,11 +413,11 @@ func readHeld(ctx context.Context, conn net.Conn, br *bufio.Reader, d decoder, b
 
 // readNonblocking is recv(2) on a non-blocking socket as a raw syscall: it
 // never waits, so it need not tell the scheduler it entered a syscall.
-// recv rather than read(2) skips the kernel's file layer, about 7 % of the
-// client's core in a fan-out.
 // Through that path, sysmon kept taking the poller's P away and handing it
 // to another thread, which cost the client a context switch every few
-// reads and made it, not the server, the slower side of a fan-out.
+// reads and made it, not the server, the slower side of a fan-out. recv
+// rather than read(2) skips the kernel's file layer, about 7 % of the
+// client's core in a fan-out.
 func readNonblocking(fd int, buf []byte) (int, error) {
 	n, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), syscall.MSG_DONTWAIT, 0, 0)
 	if errno != 0 {
