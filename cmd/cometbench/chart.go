@@ -68,7 +68,8 @@ func runChart(args []string) int {
 	return 0
 }
 
-// targetOrder puts cometbox first, then the peers, then anything else.
+// targetOrder puts cometbox first, then the peers, then the floor, then
+// anything else.
 func targetOrder(t string) int {
 	switch t {
 	case targetCometbox:
@@ -77,8 +78,10 @@ func targetOrder(t string) int {
 		return 1
 	case targetPushpin:
 		return 2
+	case targetFloor:
+		return 3
 	}
-	return 3
+	return 4
 }
 
 // sortReports orders idle workloads first, then by workload name, then by
@@ -238,6 +241,7 @@ var targetColors = map[string]string{
 	targetCometbox: "#2b6cb0",
 	targetNchan:    "#38a169",
 	targetPushpin:  "#dd6b20",
+	targetFloor:    "#718096",
 }
 
 func writeSVG(w io.Writer, title string, reps []*report) {

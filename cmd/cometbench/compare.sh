@@ -3,6 +3,8 @@
 # workloads back to back, each server fresh for each run, the server pinned
 # to one core and the load generator to another, so ratios come from one
 # sitting. Writes one JSON report per run, a markdown table and an SVG chart.
+# Beside them runs the floor (`cometbench floor`): a bare send(2) loop over
+# the held sockets, the least any server could do for the same deliveries.
 #
 #   cmd/cometbench/compare.sh                 # everything, about 5-10 minutes
 #   WS=1 cmd/cometbench/compare.sh            # also WebSocket fan-out
@@ -19,7 +21,7 @@
 #   WINDOW       messages in flight, not yet at every subscriber (default 1:
 #                each message is published once the previous one reached
 #                every subscriber, so latency is the spread of one fan-out)
-#   SERVERS      which servers (default "cometbox nchan pushpin")
+#   SERVERS      which servers (default "cometbox nchan pushpin floor")
 #   WORKLOADS    which workloads (default "idle fanout-100B fanout-4KiB";
 #                WS=1 adds ws-idle and ws-100B)
 #   SERVER_CPU, CLIENT_CPU   cores for taskset (default 0 and 1)
@@ -28,7 +30,8 @@
 #   NO_INSTALL=1 do not apt-get install missing servers
 #
 # Everything listens on 127.0.0.1 only: cometbox :18080, Nchan :18081,
-# Pushpin :17999 (control API :5561, zmq :5560-5563), its origin :19001.
+# Pushpin :17999 (control API :5561, zmq :5560-5563), its origin :19001,
+# the floor :18082.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -37,7 +40,7 @@ PROCS=${PROCS:-1}
 MESSAGES=${MESSAGES:-100}
 WINDOW=${WINDOW:-1}
 ROUNDS=${ROUNDS:-1}
-SERVERS=${SERVERS:-"cometbox nchan pushpin"}
+SERVERS=${SERVERS:-"cometbox nchan pushpin floor"}
 WORKLOADS=${WORKLOADS:-"idle fanout-100B fanout-4KiB"}
 if [[ ${WS:-0} == 1 ]]; then WORKLOADS="$WORKLOADS ws-idle ws-100B"; fi
 SERVER_CPU=${SERVER_CPU:-0}
@@ -168,6 +171,13 @@ start_pushpin() {
 	sleep 1 # the handler subscribes to the proxy's stats after it listens
 }
 
+start_floor() {
+	port_free 18082
+	start floor "$RUNDIR/floor.log" "$BIN/cometbench" floor -listen 127.0.0.1:18082
+	SERVER_PIDS=$LAST_PID
+	wait_port 18082
+}
+
 # --- workloads ------------------------------------------------------------
 # workload_args NAME: the cometbench flags of one workload.
 workload_args() {
@@ -201,6 +211,9 @@ for round in $(seq 1 "$ROUNDS"); do
 			if [[ $wl == ws-* && $srv == pushpin ]]; then
 				log "skip $wl on pushpin: WebSocket there needs a WebSocket-over-HTTP origin"
 				continue
+			fi
+			if [[ $wl == ws-* && $srv == floor ]]; then
+				continue # the floor speaks SSE only
 			fi
 			run=$wl-$srv
 			if ((ROUNDS > 1)); then run=$run-r$round; fi

@@ -6,6 +6,7 @@
 //
 //	cometbench [run] [flags]        run one workload against one server
 //	cometbench origin [flags]       the GRIP origin Pushpin proxies to
+//	cometbench floor [flags]        a bare send loop: the kernel's floor
 //	cometbench chart [flags] FILES  render run reports as markdown and SVG
 //
 // See README.md beside this file.
@@ -28,6 +29,8 @@ func main() {
 		switch args[0] {
 		case "origin":
 			os.Exit(runOrigin(args[1:]))
+		case "floor":
+			os.Exit(runFloor(args[1:]))
 		case "chart":
 			os.Exit(runChart(args[1:]))
 		case "run":
@@ -93,7 +96,7 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 		fmt.Fprintf(out, "usage: cometbench [run] [flags]\n       cometbench origin [flags]\n       cometbench chart [flags] REPORT.json...\n\nrun flags:\n")
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&c.Target, "target", targetCometbox, "server under test: cometbox, nchan or pushpin")
+	fs.StringVar(&c.Target, "target", targetCometbox, "server under test: cometbox, nchan, pushpin or floor")
 	fs.StringVar(&c.Transport, "transport", transportSSE, "subscriber transport: sse, stream (NDJSON / raw lines), longpoll or ws")
 	fs.StringVar(&c.Base, "base", "", "server base URL (default per target: cometbox http://127.0.0.1:18080, nchan :18081, pushpin proxy :17999)")
 	fs.StringVar(&c.PubURL, "pub-url", "", "publish URL template, {channel} replaced (default per target)")

@@ -48,26 +48,18 @@ func medianFigure(r *report) float64 {
 	return r.DeliveriesPS
 }
 
-// writeRounds lists, for each fan-out workload run more than once,
-// cometbox's ratios to Nchan in each round: deliveries per second and
-// p99 latency.
+// writeRounds lists, for each fan-out workload run more than once, the
+// ratios of cometbox, and of the floor, to Nchan in each round: deliveries
+// per second and p99 latency. The floor's ratios are the best any server
+// could show against Nchan in that round.
 func writeRounds(w io.Writer, kept []*report, rounds map[runKey][]*report) {
 	var lines []string
 	for _, wl := range workloads(kept) {
-		ours, peer := rounds[runKey{wl, targetCometbox}], rounds[runKey{wl, targetNchan}]
-		n := min(len(ours), len(peer))
-		if n < 2 || ours[0].Messages == 0 {
-			continue
-		}
-		var rates, p99s []string
-		for i := range n {
-			if peer[i].DeliveriesPS > 0 && peer[i].LatencyMs.P99 > 0 {
-				rates = append(rates, fmt.Sprintf("%.2f×", ours[i].DeliveriesPS/peer[i].DeliveriesPS))
-				p99s = append(p99s, fmt.Sprintf("%.2f", ours[i].LatencyMs.P99/peer[i].LatencyMs.P99))
+		for _, ours := range []string{targetCometbox, targetFloor} {
+			if line, ok := roundRatios(wl, ours, rounds[runKey{wl, ours}], rounds[runKey{wl, targetNchan}]); ok {
+				lines = append(lines, line)
 			}
 		}
-		lines = append(lines, fmt.Sprintf("- %s, cometbox against Nchan round by round: deliveries/s %s; p99 latency %s",
-			wl, strings.Join(rates, ", "), strings.Join(p99s, ", ")))
 	}
 	if len(lines) == 0 {
 		return
@@ -78,4 +70,22 @@ func writeRounds(w io.Writer, kept []*report, rounds map[runKey][]*report) {
 	for _, l := range lines {
 		fmt.Fprintln(w, l)
 	}
+}
+
+// roundRatios is the line of one server's ratios to Nchan, round by round,
+// if both ran the fan-out workload wl at least twice.
+func roundRatios(wl, name string, ours, peer []*report) (string, bool) {
+	n := min(len(ours), len(peer))
+	if n < 2 || ours[0].Messages == 0 {
+		return "", false
+	}
+	var rates, p99s []string
+	for i := range n {
+		if peer[i].DeliveriesPS > 0 && peer[i].LatencyMs.P99 > 0 {
+			rates = append(rates, fmt.Sprintf("%.2f×", ours[i].DeliveriesPS/peer[i].DeliveriesPS))
+			p99s = append(p99s, fmt.Sprintf("%.2f", ours[i].LatencyMs.P99/peer[i].LatencyMs.P99))
+		}
+	}
+	return fmt.Sprintf("- %s, %s against Nchan round by round: deliveries/s %s; p99 latency %s",
+		wl, name, strings.Join(rates, ", "), strings.Join(p99s, ", ")), true
 }

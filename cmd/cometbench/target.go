@@ -18,6 +18,7 @@ const (
 	targetCometbox = "cometbox"
 	targetNchan    = "nchan"
 	targetPushpin  = "pushpin"
+	targetFloor    = "floor" // `cometbench floor`, on cometbox's URLs
 )
 
 // Transport names, as cometbox's ?transport= spells them.
@@ -44,6 +45,8 @@ func defaultBase(name string) string {
 		return "http://127.0.0.1:18081"
 	case targetPushpin:
 		return "http://127.0.0.1:17999" // Pushpin's proxy port
+	case targetFloor:
+		return "http://127.0.0.1:18082"
 	default:
 		return "http://127.0.0.1:18080"
 	}
@@ -58,8 +61,11 @@ func newTarget(name, transport, base, pub, sub string) (*target, error) {
 	base = strings.TrimSuffix(base, "/")
 	t := &target{name: name, transport: transport}
 	switch name {
-	case targetCometbox:
+	case targetCometbox, targetFloor:
 		// README "Routes": POST {prefix}/pub/{channel}, GET {prefix}/sub/{channels}.
+		if name == targetFloor && transport != transportSSE {
+			return nil, fmt.Errorf("target floor: transport %q is not supported (sse)", transport)
+		}
 		t.pubURL = base + "/comet/pub/{channel}"
 		t.subURL = base + "/comet/sub/{channel}"
 	case targetNchan:
@@ -83,7 +89,7 @@ func newTarget(name, transport, base, pub, sub string) (*target, error) {
 			return nil, fmt.Errorf("target pushpin: transport %q is not supported (sse, stream)", transport)
 		}
 	default:
-		return nil, fmt.Errorf("unknown target %q (cometbox, nchan, pushpin)", name)
+		return nil, fmt.Errorf("unknown target %q (cometbox, nchan, pushpin, floor)", name)
 	}
 	switch transport {
 	case transportSSE, transportStream, transportLongPoll, transportWS:
