@@ -151,7 +151,7 @@ func TestHTTP2HeldRequestsKeepASmallStack(t *testing.T) {
 				answers <- resp.Status + " " + string(body)
 			}()
 		}
-		waitForHTTP2Subscribers(t, client, base, "stack.lp", held)
+		waitForSubscribers(t, client, base, "stack.lp", held)
 	})
 	resp, err := client.Post(base+"/comet/pub/stack.lp", "text/plain", strings.NewReader("released"))
 	if err != nil {
@@ -173,9 +173,9 @@ func TestHTTP2HeldRequestsKeepASmallStack(t *testing.T) {
 	}
 }
 
-// waitForHTTP2Subscribers asks for channel's info until it has want
+// waitForSubscribers asks for channel's info until it has want
 // subscribers: a long-poll says nothing until it is answered.
-func waitForHTTP2Subscribers(t *testing.T, client *http.Client, base, channel string, want int) {
+func waitForSubscribers(t testing.TB, client *http.Client, base, channel string, want int) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for backoff := time.Millisecond; ; backoff = min(2*backoff, 100*time.Millisecond) {
