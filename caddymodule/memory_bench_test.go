@@ -38,6 +38,51 @@ func BenchmarkIdleWebSocketMemory(b *testing.B) {
 	}
 }
 
+// BenchmarkWaitingLongPollMemory holds 1,000 long-polls over plain
+// HTTP/1.1, each on its own connection and waiting for a message, and
+// reports the Go stack and heap each holds in the server (from Caddy's
+// /debug/vars), then answers them all with one publish. A waiting
+// long-poll keeps its connection's goroutine, so this is the cost of the
+// long-poll fallback when messages are rare. Run it with -benchtime=1x.
+func BenchmarkWaitingLongPollMemory(b *testing.B) {
+	const held = 1000
+	srv := startCaddy(b, "core.Caddyfile", "UPSTREAM_PORT=1", "MAX_CONNS_PER_IP=20000")
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: held}}
+	defer client.CloseIdleConnections()
+	serverGC(b, srv)
+	stackBefore, heapBefore := serverMemStats(b, srv)
+	answers := make(chan error, held)
+	for range held {
+		go func() {
+			resp, err := client.Get(srv.baseURL + "/comet/sub/waiting")
+			if err == nil {
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					err = fmt.Errorf("long-poll answered %s", resp.Status)
+				}
+			}
+			answers <- err
+		}()
+	}
+	waitForSubscribers(b, client, srv.baseURL, "waiting", held)
+	serverGC(b, srv)
+	stackAfter, heapAfter := serverMemStats(b, srv)
+	b.ReportMetric(float64(stackAfter-stackBefore)/1024/held, "stack-KiB/poll")
+	b.ReportMetric(float64(heapAfter-heapBefore)/1024/held, "heap-KiB/poll")
+
+	resp, err := client.Post(srv.baseURL+"/comet/pub/waiting", "text/plain", strings.NewReader("released"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	resp.Body.Close()
+	for range held {
+		if err := <-answers; err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // idleMemory holds 10,000 subscribers opened by open and reports what
 // each costs the server.
 func idleMemory(b *testing.B, srv *caddyServer, open func(b testing.TB, addr, channel string) net.Conn) {
