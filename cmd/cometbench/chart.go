@@ -19,7 +19,7 @@ func runChart(args []string) int {
 	fs := flag.NewFlagSet("cometbench chart", flag.ContinueOnError)
 	mdOut := fs.String("md", "", "write the markdown table here (default: stdout)")
 	svgOut := fs.String("svg", "", "write the SVG chart here")
-	title := fs.String("title", "cometbox vs Nchan vs Pushpin", "chart title")
+	title := fs.String("title", "cometbox vs Nchan vs Pushpin, and the floor (a bare send loop)", "chart title")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
