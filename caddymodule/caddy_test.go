@@ -197,15 +197,34 @@ func (s *caddyServer) stop() {
 	}
 }
 
+// freePort returns a loopback port that nothing listens on and that no
+// earlier call in this process returned.
 func freePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsGiven.Lock()
+	defer portsGiven.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		// The kernel may hand a closed port out again at once: a Caddy
+		// given the same port for its admin endpoint and its site would
+		// answer the tests from the wrong one.
+		if !portsGiven.ports[port] {
+			portsGiven.ports[port] = true
+			return strconv.Itoa(port)
+		}
 	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 }
+
+// portsGiven holds the ports freePort has handed out in this process.
+var portsGiven = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: make(map[int]bool)}
 
 type syncBuffer struct {
 	mu  sync.Mutex

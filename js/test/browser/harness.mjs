@@ -57,15 +57,26 @@ function caddyBinary() {
   return binary
 }
 
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address()
-      s.close(() => resolve(port))
+// freePort resolves to a loopback port that nothing listens on and that no
+// earlier call in this process returned: the kernel may hand a closed port
+// out again at once, and a Caddy given one port for both its admin endpoint
+// and its site would answer from the wrong one.
+const portsGiven = new Set()
+export async function freePort() {
+  for (;;) {
+    const port = await new Promise((resolve, reject) => {
+      const s = net.createServer()
+      s.once('error', reject)
+      s.listen(0, '127.0.0.1', () => {
+        const { port } = s.address()
+        s.close(() => resolve(port))
+      })
     })
-  })
+    if (!portsGiven.has(port)) {
+      portsGiven.add(port)
+      return port
+    }
+  }
 }
 
 // until polls fn (a promise of a truthy value) every 50 ms up to ms.
