@@ -1,7 +1,6 @@
 package caddymodule_test
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"net/http"
@@ -21,15 +20,7 @@ func TestHeldFloorHoldsEveryStream(t *testing.T) {
 	client := http2Client()
 	defer client.CloseIdleConnections()
 	for range streams {
-		resp := subscribeHTTP2(t, client, context.Background(), base+"/comet/sub/floor")
-		t.Cleanup(func() { resp.Body.Close() })
-		if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 || resp.Header.Get("Content-Type") != "text/event-stream" {
-			t.Fatalf("subscribe: %s over %s, Content-Type %q; want 200 over HTTP/2, text/event-stream",
-				resp.Status, resp.Proto, resp.Header.Get("Content-Type"))
-		}
-		if !readUntil(t, bufio.NewReader(resp.Body), ": ok\n") {
-			t.Fatal("subscribe: stream ended before \": ok\"")
-		}
+		holdSSEOverHTTP2(t, client, context.Background(), base+"/comet/sub/floor")
 	}
 
 	// Every stream's handler is still running: its goroutine's stack
@@ -47,7 +38,7 @@ func TestHeldFloorHoldsEveryStream(t *testing.T) {
 	// goroutines of the groups that show the handler.
 	held := 0
 	for group := range strings.SplitSeq(string(dump), "\n\n") {
-		if !strings.Contains(group, "heldfloor.Handler.ServeHTTP") {
+		if !strings.Contains(group, "naivefanout.HeldFloor.ServeHTTP") {
 			continue
 		}
 		for line := range strings.SplitSeq(group, "\n") {

@@ -215,6 +215,24 @@ func openHTTP2Stream(t *testing.T, url string) *http.Response {
 	return resp
 }
 
+// holdSSEOverHTTP2 subscribes over HTTP/2, fails the test unless the answer
+// is an SSE stream whose ": ok" comment came (the subscriber is held), and
+// returns the stream's reader past that comment; the stream is closed when
+// the test ends.
+func holdSSEOverHTTP2(t *testing.T, client *http.Client, ctx context.Context, url string) *bufio.Reader {
+	t.Helper()
+	resp := subscribeHTTP2(t, client, ctx, url)
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("subscribe: %s, Content-Type %q; want 200, text/event-stream", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	lines := bufio.NewReader(resp.Body)
+	if !readUntil(t, lines, ": ok\n") {
+		t.Fatal("subscribe: stream ended before \": ok\"")
+	}
+	return lines
+}
+
 // subscribeHTTP2 sends an SSE subscribe over HTTP/2 and returns the
 // response, whatever its status.
 func subscribeHTTP2(t *testing.T, client *http.Client, ctx context.Context, url string) *http.Response {

@@ -1,7 +1,6 @@
 package caddymodule_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/http"
@@ -26,22 +25,7 @@ func TestNaiveFanoutDelivers(t *testing.T) {
 
 	var streams []*sseReader
 	for range subscribers {
-		req, _ := http.NewRequestWithContext(ctx, "GET", base+"/comet/sub/naive", nil)
-		req.Header.Set("Accept", "text/event-stream")
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatalf("subscribe: %v", err)
-		}
-		t.Cleanup(func() { resp.Body.Close() })
-		if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 || resp.Header.Get("Content-Type") != "text/event-stream" {
-			t.Fatalf("subscribe: %s over %s, Content-Type %q; want 200 over HTTP/2, text/event-stream",
-				resp.Status, resp.Proto, resp.Header.Get("Content-Type"))
-		}
-		lines := bufio.NewReader(resp.Body)
-		// ": ok" is written once the subscriber is registered.
-		if !readUntil(t, lines, ": ok\n") {
-			t.Fatal("subscribe: stream ended before \": ok\"")
-		}
+		lines := holdSSEOverHTTP2(t, client, ctx, base+"/comet/sub/naive")
 		streams = append(streams, &sseReader{lines: lines})
 	}
 

@@ -15,6 +15,10 @@
 //
 // Any other request under /comet is answered 404; requests outside it go to
 // the next handler.
+//
+// The package also holds HeldFloor (held_floor), which holds subscribers
+// and does nothing else: the floor that comet and the baseline are both
+// measured against.
 package naivefanout
 
 import (

@@ -1,6 +1,6 @@
 // Command naivecaddy is standard Caddy with the naivefanout baseline in
 // place of comet, the server BenchmarkHTTP2Subscribers compares comet
-// against, and the heldfloor handler it measures both against. It is a
+// against, and the held_floor handler it measures both against. It is a
 // test fixture, not something to deploy.
 package main
 
@@ -10,7 +10,6 @@ import (
 	// plug in Caddy modules here
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
-	_ "github.com/cometbox/cometbox/caddymodule/internal/heldfloor"
 	_ "github.com/cometbox/cometbox/caddymodule/internal/naivefanout"
 )
 
