@@ -137,40 +137,57 @@ func TestHTTP2HeldRequestsKeepASmallStack(t *testing.T) {
 		}
 	})
 
-	answers := make(chan string, held)
+	var release func()
 	longPoll := stackPerRequest(func() {
 		// One at a time, as the streams above: setups running side by side
 		// would leave more stack spans partly used, which is noise here.
-		for i := range held {
-			go func() {
-				resp, err := client.Get(base + "/comet/sub/stack.lp")
-				if err != nil {
-					answers <- err.Error()
-					return
-				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				answers <- resp.Status + " " + string(body)
-			}()
-			waitForSubscribers(t, client, base, "stack.lp", i+1)
-		}
+		release = holdLongPolls(t, client, base, "stack.lp", held, true)
 	})
-	resp, err := client.Post(base+"/comet/pub/stack.lp", "text/plain", strings.NewReader("released"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	for range held {
-		if answer := <-answers; !strings.HasPrefix(answer, "200 ") || !strings.Contains(answer, "released") {
-			t.Fatalf("a held long-poll was answered %q, want 200 with the message", answer)
-		}
-	}
+	release()
 
 	t.Logf("stack per held HTTP/2 request: SSE %.1f KiB, long-poll %.1f KiB", sse, longPoll)
 	// 8 KiB each, and some slack: the setups' freed stacks leave stack
 	// spans partly used. Without the hand-off they measure 16 or more.
 	if sse > 14 || longPoll > 14 {
 		t.Fatalf("held HTTP/2 requests keep %.1f (SSE) and %.1f KiB (long-poll) of stack, want 8 (16 is a goroutine grown by the setup)", sse, longPoll)
+	}
+}
+
+// holdLongPolls starts n long-polls on channel and returns once all of
+// them wait (with oneByOne, each is started once the one before waits). The
+// func it returns publishes one message and fails the test unless every
+// poll was answered 200 with it.
+func holdLongPolls(t testing.TB, client *http.Client, base, channel string, n int, oneByOne bool) (release func()) {
+	t.Helper()
+	answers := make(chan string, n)
+	for i := range n {
+		go func() {
+			resp, err := client.Get(base + "/comet/sub/" + channel)
+			if err != nil {
+				answers <- err.Error()
+				return
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			answers <- resp.Status + " " + string(body)
+		}()
+		if oneByOne {
+			waitForSubscribers(t, client, base, channel, i+1)
+		}
+	}
+	waitForSubscribers(t, client, base, channel, n)
+	return func() {
+		t.Helper()
+		resp, err := client.Post(base+"/comet/pub/"+channel, "text/plain", strings.NewReader("released"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		for range n {
+			if answer := <-answers; !strings.HasPrefix(answer, "200 ") || !strings.Contains(answer, "released") {
+				t.Fatalf("a held long-poll was answered %q, want 200 with the message", answer)
+			}
+		}
 	}
 }
 

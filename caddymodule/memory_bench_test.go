@@ -51,36 +51,12 @@ func BenchmarkWaitingLongPollMemory(b *testing.B) {
 	defer client.CloseIdleConnections()
 	serverGC(b, srv)
 	stackBefore, heapBefore := serverMemStats(b, srv)
-	answers := make(chan error, held)
-	for range held {
-		go func() {
-			resp, err := client.Get(srv.baseURL + "/comet/sub/waiting")
-			if err == nil {
-				_, err = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					err = fmt.Errorf("long-poll answered %s", resp.Status)
-				}
-			}
-			answers <- err
-		}()
-	}
-	waitForSubscribers(b, client, srv.baseURL, "waiting", held)
+	release := holdLongPolls(b, client, srv.baseURL, "waiting", held, false)
 	serverGC(b, srv)
 	stackAfter, heapAfter := serverMemStats(b, srv)
 	b.ReportMetric(float64(stackAfter-stackBefore)/1024/held, "stack-KiB/poll")
 	b.ReportMetric(float64(heapAfter-heapBefore)/1024/held, "heap-KiB/poll")
-
-	resp, err := client.Post(srv.baseURL+"/comet/pub/waiting", "text/plain", strings.NewReader("released"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	resp.Body.Close()
-	for range held {
-		if err := <-answers; err != nil {
-			b.Fatal(err)
-		}
-	}
+	release()
 }
 
 // idleMemory holds 10,000 subscribers opened by open and reports what
